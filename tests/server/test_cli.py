@@ -1,0 +1,57 @@
+"""The ``voice-agent`` command: doctor, models, and start-up failure on a bad config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from server.doctor import run_checks
+from configs.settings import load_settings
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_doctor_passes_on_embedded_defaults() -> None:
+    out = _cli("doctor")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "model: stt whisper tiny.en" in out.stdout
+    assert "FAIL" not in out.stdout
+
+
+def test_doctor_reports_unreachable_services() -> None:
+    # Port 9 (discard) is closed on loopback: both checks must fail fast with a hint, not hang.
+    settings = load_settings(
+        environ={
+            "VOICE_AGENT__BUS__BACKEND": "rocketmq",
+            "VOICE_AGENT__BUS__ROCKETMQ__ENDPOINTS": "127.0.0.1:9",
+            "VOICE_AGENT__AGENT__LLM__BACKEND": "ollama",
+            "VOICE_AGENT__AGENT__LLM__OLLAMA__HOST": "http://127.0.0.1:9",
+        }
+    )
+    results = {r.name: r for r in run_checks(settings)}
+    assert not results["bus: rocketmq"].ok and "rocketmq.sh start" in results["bus: rocketmq"].detail
+    assert not results["llm: ollama"].ok and "unreachable" in results["llm: ollama"].detail
+
+
+def test_models_lists_every_model_path() -> None:
+    out = _cli("models")
+    assert out.returncode == 0, out.stderr
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in out.stdout
+
+
+@pytest.mark.parametrize("value", ["abc", "70000"])
+def test_bad_config_fails_at_start_naming_the_key(value: str) -> None:
+    out = _cli("doctor", env={"VOICE_AGENT__SERVER__PORT": value})
+    assert out.returncode == 2
+    assert "server.port" in out.stderr
