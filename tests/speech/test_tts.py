@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import time
+
+import jiwer
+import numpy as np
+import pytest
+
+from speech.config import STTConfig, TTSConfig
+from speech.errors import BackendUnavailableError, ModelNotFoundError
+from speech.frames import AudioFrame
+from speech.resample import resample_array
+from speech.stt.registry import create_stt
+from speech.tts.registry import create_tts
+
+from .helpers import normalize
+
+pytestmark = pytest.mark.slow
+
+TEXT = "Your appointment is on Monday at ten. Please bring your passport."
+
+
+async def synthesize(backend: str) -> tuple[list[AudioFrame], float, float]:
+    tts = create_tts(TTSConfig(backend=backend))  # type: ignore[arg-type]
+    frames = []
+    started = time.perf_counter()
+    first = 0.0
+    async for frame in tts.synthesize(TEXT):
+        first = first or time.perf_counter() - started
+        frames.append(frame)
+    return frames, first, time.perf_counter() - started
+
+
+async def transcribe(frames: list[AudioFrame]) -> str:
+    pcm = np.concatenate([f.pcm for f in frames])
+    audio = resample_array(pcm, frames[0].sample_rate, 16_000).astype(np.float32) / 32768
+    result = await create_stt(STTConfig()).transcribe(audio)
+    assert result is not None
+    return normalize(result.text)
+
+
+@pytest.mark.parametrize("backend", ["piper", "espeak"])
+async def test_synthesized_speech_transcribes_back_to_the_words(backend: str) -> None:
+    frames, first, total = await synthesize(backend)
+    assert len(frames) >= 2, "audio must stream in pieces, not arrive as one block"
+    assert first < total
+    assert all(f.sample_rate == create_tts(TTSConfig(backend=backend)).sample_rate for f in frames)  # type: ignore[arg-type]
+    assert frames[0].meta["text"] == TEXT
+    text = await transcribe(frames)
+    # Content words must survive; WER <= 0.25 tolerates one or two short words misheard by tiny.en.
+    for word in ("appointment", "monday", "passport"):
+        assert word in text, text
+    assert jiwer.wer(normalize(TEXT), text) <= 0.25, text
+
+
+async def test_piper_stops_when_consumer_stops_early() -> None:
+    tts = create_tts(TTSConfig(backend="piper"))
+    stream = tts.synthesize("One. Two. Three. Four. Five. Six. Seven.")
+    async for _ in stream:
+        break
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+def test_coqui_without_model_dir_says_what_is_missing() -> None:
+    with pytest.raises(ModelNotFoundError, match="model_dir"):
+        create_tts(TTSConfig(backend="coqui"))
+
+
+def test_coqui_without_the_library_names_the_package(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("numpy")
+    try:
+        import TTS  # type: ignore[import-not-found]  # noqa: F401
+
+        pytest.skip("coqui-tts is installed")
+    except ImportError:
+        pass
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.pth").write_bytes(b"")
+    with pytest.raises(BackendUnavailableError, match="coqui-tts"):
+        create_tts(TTSConfig(backend="coqui", model_dir=str(tmp_path)))
+    with pytest.raises(ModelNotFoundError, match="config.json"):
+        create_tts(TTSConfig(backend="coqui", model_dir=str(tmp_path / "missing")))
