@@ -26,8 +26,8 @@ class LLMConfig(BaseModel):
     ollama: OllamaConfig = OllamaConfig()
     llamacpp: LlamaCppConfig = LlamaCppConfig()
     temperature: float = 0.3
-    max_tokens: int = Field(160, ge=1)
-    timeout_s: float = Field(20.0, gt=0)
+    max_tokens: int = Field(default=160, ge=1)
+    timeout_s: float = Field(default=20.0, gt=0)
 
 
 class AgentConfig(BaseModel):
@@ -38,3 +38,36 @@ class AgentConfig(BaseModel):
     retrieval_top_k: int = 3
     retrieval_budget_ms: int = 300
     intent_labels: list[str] = ["support", "sales", "billing", "complaint", "other"]
+    # --- added with the agent implementation (keys above are unchanged) ---
+    first_token_timeout_s: float = Field(default=2.0, gt=0)  # no first token within this -> spoken apology
+    apology: str = "Sorry, I'm having trouble answering right now. Could you say that again in a moment?"
+    tool_fallback: str = "Sorry, I couldn't do that just now."
+    memory_path: str = "data/agent_memory.sqlite3"
+    memory_max_facts: int = Field(default=8, ge=0)
+    # Keyword triggers that force a tool call (grammar/JSON-constrained): tiny local models rarely decide to
+    # call a tool on their own, so the decision is made here and the model only fills in the arguments.
+    tool_triggers: dict[str, list[str]] = {
+        "schedule_callback": ["call me back", "callback", "call back", "call me later", "call me tomorrow"],
+        "transfer": ["human", "real person", "operator", "transfer me", "speak to an agent"],
+        "end_call": ["goodbye", "bye", "hang up", "that's all", "end the call"],
+        "search_knowledge": ["look up", "search", "find out"],
+    }
+    # Offer all tools to the model on every turn (native / prompted tool calling). Off by default: SmolLM2-135M
+    # never calls them and the longer prompt costs first-token latency; the triggers above still force calls.
+    tools_in_prompt: bool = False
+    transfer_target: str = "support"
+    intent_keywords: dict[str, list[str]] = {
+        "support": ["help", "broken", "not working", "error", "problem", "issue", "fix"],
+        "sales": ["buy", "price", "pricing", "quote", "upgrade", "plan", "demo"],
+        "billing": ["bill", "invoice", "charge", "refund", "payment", "paid"],
+        "complaint": ["complain", "unhappy", "angry", "terrible", "worst", "disappointed"],
+    }
+    intent_follow_up_labels: list[str] = ["support", "sales", "billing", "complaint"]
+    intent_follow_up_delay_min: int = Field(default=60, ge=0)
+    intent_prompts: dict[str, str] = {
+        "support": "Hi, it's your assistant again. Is your issue solved, or can I help further?",
+        "sales": "Hi, it's your assistant again. Do you have any more questions about our plans?",
+        "billing": "Hi, it's your assistant again. Is everything clear with your bill now?",
+        "complaint": "Hi, it's your assistant again. I wanted to check that we've put things right for you.",
+    }
+    intent_max_tokens: int = Field(default=120, ge=16)

@@ -17,8 +17,8 @@ class EmbeddingConfig(BaseModel):
 
 class RetrievalConfig(BaseModel):
     mode: Literal["hybrid", "vector", "fulltext"] = "hybrid"
-    rrf_k: int = Field(60, ge=1)  # reciprocal rank fusion constant
-    candidates: int = Field(20, ge=1)  # per-retriever candidates before fusion
+    rrf_k: int = Field(default=60, ge=1)  # reciprocal rank fusion constant
+    candidates: int = Field(default=20, ge=1)  # per-retriever candidates before fusion
 
 
 class KnowledgeConfig(BaseModel):
@@ -27,6 +27,7 @@ class KnowledgeConfig(BaseModel):
     postgres_dsn: str | None = None
     embedding: EmbeddingConfig = EmbeddingConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
+    # Counted in the embedder's tokens when it exposes count_tokens (MiniLM: WordPiece, model limit 256).
     chunk_tokens: int = Field(200, ge=20)
     chunk_overlap_tokens: int = Field(30, ge=0)
     watch_dir: str | None = None

@@ -16,7 +16,9 @@ class SchedulerConfig(BaseModel):
     timezone: str = "UTC"  # local time of quiet hours and of cron campaigns without their own timezone
     conversation_idle_s: int = Field(600, ge=1)  # a conversation without events for this long counts as ended
     intent_batch_size: int = Field(20, ge=1)  # conversations analysed per intent-analysis run
-    intent_min_confidence: float = Field(0.5, ge=0.0, le=1.0)  # below it a follow-up is not sent
+    intent_min_confidence: float = Field(0.0, ge=0.0, le=1.0)  # below it a follow-up is not sent
+    # The agent's keyword fallback (used when the model's answer is unusable) may ask for a follow-up too.
+    follow_up_on_fallback: bool = True
     campaign_sync_interval_s: int = Field(5, ge=1)  # picks up campaigns written by another process
     consumer_group: str = "scheduler"  # bus consumer group of the conversation-event subscription
     instance_name: str = "default"  # names this scheduler in persisted job arguments

