@@ -55,6 +55,9 @@ class AgentConfig(BaseModel):
     # Offer all tools to the model on every turn (native / prompted tool calling). Off by default: SmolLM2-135M
     # never calls them and the longer prompt costs first-token latency; the triggers above still force calls.
     tools_in_prompt: bool = False
+    # How a triggered tool gets its arguments: "rules" reads them from the caller's words (instant, exact
+    # times); "llm" asks the model for a grammar-constrained JSON call (tool_choice="required").
+    tool_arguments: Literal["rules", "llm"] = "rules"
     transfer_target: str = "support"
     intent_keywords: dict[str, list[str]] = {
         "support": ["help", "broken", "not working", "error", "problem", "issue", "fix"],

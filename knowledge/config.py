@@ -13,6 +13,9 @@ class EmbeddingConfig(BaseModel):
     ollama_model: str = "all-minilm"
     ollama_host: str | None = None  # default: the ollama client's default (OLLAMA_HOST or 127.0.0.1:11434)
     batch_size: int = 32
+    # minilm: process-wide BLAS threads set when the model loads (None: leave BLAS alone). One thread keeps
+    # query embeddings fast while ingestion runs on a small shared machine.
+    blas_threads: int | None = 1
 
 
 class RetrievalConfig(BaseModel):
@@ -28,14 +31,14 @@ class KnowledgeConfig(BaseModel):
     embedding: EmbeddingConfig = EmbeddingConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     # Counted in the embedder's tokens when it exposes count_tokens (MiniLM: WordPiece, model limit 256).
-    chunk_tokens: int = Field(200, ge=20)
-    chunk_overlap_tokens: int = Field(30, ge=0)
+    chunk_tokens: int = Field(default=200, ge=20)
+    chunk_overlap_tokens: int = Field(default=30, ge=0)
     watch_dir: str | None = None
     watch_tenant: str = "default"
     max_upload_bytes: int = 10 * 1024 * 1024
     allowed_content_types: list[str] = ["text/plain", "text/markdown", "text/html", "application/pdf"]
-    ingest_concurrency: int = Field(2, ge=1)
-    ingest_queue_size: int = Field(100, ge=1)
-    max_attempts: int = Field(3, ge=1)  # transient failures are retried with exponential backoff
-    retry_backoff_s: float = Field(1.0, gt=0)
+    ingest_concurrency: int = Field(default=2, ge=1)
+    ingest_queue_size: int = Field(default=100, ge=1)
+    max_attempts: int = Field(default=3, ge=1)  # transient failures are retried with exponential backoff
+    retry_backoff_s: float = Field(default=1.0, gt=0)
     change_topic: str = "knowledge_changes"

@@ -1,0 +1,1 @@
+"""Text embedding backends (one module per backend, picked by name in ``registry``)."""

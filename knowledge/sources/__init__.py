@@ -1,0 +1,1 @@
+"""Sources of document events: HTTP upload, a watched folder, the CDC change topic."""

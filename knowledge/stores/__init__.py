@@ -1,0 +1,1 @@
+"""Knowledge stores: vector + full-text indexes of chunks (embedded SQLite file, or PostgreSQL)."""

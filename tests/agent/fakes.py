@@ -1,0 +1,58 @@
+"""Fakes of the agent's collaborators, named as fakes (deterministic; for orchestration logic only)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent.llm.base import LLMChunk, Message, ToolSpec
+
+
+@dataclass
+class FakeChunk:
+    text: str
+    score: float
+    source_id: str
+    doc_id: str
+
+
+class FakeRetriever:
+    """In-memory retriever: returns the stored chunks whose words overlap the query."""
+
+    def __init__(self, chunks: list[FakeChunk], delay_s: float = 0.0) -> None:
+        self.chunks = chunks
+        self.delay_s = delay_s
+        self.queries: list[str] = []
+
+    async def retrieve(
+        self, query: str, k: int = 3, filters: Mapping[str, Any] | None = None
+    ) -> list[FakeChunk]:
+        self.queries.append(query)
+        await asyncio.sleep(self.delay_s)
+        words = set(query.lower().split())
+        return [c for c in self.chunks if words & set(c.text.lower().split())][:k]
+
+
+class FakeLLM:
+    """Scripted LLM: yields ``replies`` in order (one per call), optionally slowly; records the prompts."""
+
+    def __init__(self, replies: list[str], delay_s: float = 0.0) -> None:
+        self.replies = replies
+        self.delay_s = delay_s
+        self.calls: list[Sequence[Message]] = []
+
+    async def stream_chat(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None = None,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[LLMChunk]:
+        self.calls.append(messages)
+        await asyncio.sleep(self.delay_s)
+        reply = self.replies[min(len(self.calls), len(self.replies)) - 1]
+        for word in reply.split(" "):
+            yield LLMChunk(text=word + " ")
+        yield LLMChunk(done=True)
