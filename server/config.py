@@ -21,6 +21,7 @@ class CallConfig(BaseModel):
     proactive_timeout_s: float = Field(60.0, gt=0)  # give up waiting for a pause after this long
     max_call_seconds: int = Field(3600, ge=10)
     ice_gather_timeout_s: float = Field(5.0, gt=0)
+    connect_timeout_s: float = Field(30.0, gt=0)  # answered but ICE/DTLS never connected -> end the call
 
 
 class ServerConfig(BaseModel):
@@ -39,12 +40,12 @@ class RocketMQConfig(BaseModel):
     endpoints: str = "127.0.0.1:8081"
     access_key: str | None = None
     secret_key: str | None = None
-    request_timeout_s: float = Field(5.0, gt=0)
-    # A received message stays hidden from the group this long; a handler must finish (or fail) within it.
-    invisible_duration_s: float = Field(120.0, ge=1)  # > CallConfig.proactive_timeout_s + speaking time
-    receive_wait_s: float = Field(5.0, ge=1)  # long-polling wait; also bounds how long close() takes
-    receive_batch: int = Field(16, ge=1, le=32)
-    publish_timeout_s: float = Field(30.0, gt=0)  # keep retrying a publish this long (broker restarts)
+    request_timeout_s: float = Field(default=5.0, gt=0)
+    # A received message stays hidden from the group this long (extended while its handler runs).
+    invisible_duration_s: float = Field(default=60.0, ge=1)
+    receive_wait_s: float = Field(default=5.0, ge=1)  # long-polling wait; also bounds how long close() takes
+    receive_batch: int = Field(default=16, ge=1, le=32)
+    publish_timeout_s: float = Field(default=30.0, gt=0)  # retry a publish this long (broker restarts)
 
 
 class BusConfig(BaseModel):
@@ -53,11 +54,11 @@ class BusConfig(BaseModel):
     topic_proactive: str = "voice_proactive"
     topic_conversation: str = "voice_conversation"
     topic_knowledge: str = "knowledge_changes"
-    max_attempts: int = Field(5, ge=1)
-    retry_backoff_s: float = Field(1.0, ge=0)  # delay before the 2nd delivery; doubles per attempt
-    retry_backoff_max_s: float = Field(60.0, ge=0)
+    max_attempts: int = Field(default=5, ge=1)
+    retry_backoff_s: float = Field(default=1.0, ge=0)  # delay before the 2nd delivery; doubles per attempt
+    retry_backoff_max_s: float = Field(default=60.0, ge=0)
     dead_letter_suffix: str = "_dlq"  # dead letters of <topic> go to <topic>_dlq
-    handler_concurrency: int = Field(16, ge=1)  # handlers running at once per subscription
-    close_timeout_s: float = Field(10.0, ge=0)
+    handler_concurrency: int = Field(default=16, ge=1)  # handlers running at once per subscription
+    close_timeout_s: float = Field(default=10.0, ge=0)
     proactive_ledger: str = "data/proactive_ledger.sqlite3"  # SQLite path of the proactive delivery ledger
 

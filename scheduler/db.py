@@ -1,0 +1,103 @@
+"""Tables of the scheduler's own store (campaigns, deliveries, conversation log, intent results).
+
+They live in the database named by ``SchedulerConfig.store_url`` (default: the job store's database), so a
+single SQLite file or PostgreSQL database holds everything the scheduler needs to survive a restart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+metadata = sa.MetaData()
+
+campaigns = sa.Table(
+    "scheduler_campaigns",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),  # audience, content, schedule, ttl (CampaignSpec as JSON)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_run_at", sa.DateTime(timezone=True)),
+)
+
+deliveries = sa.Table(
+    "scheduler_deliveries",
+    metadata,
+    sa.Column("idempotency_key", sa.String(300), primary_key=True),
+    sa.Column("campaign_id", sa.String(64), index=True),
+    sa.Column("source", sa.String(16), nullable=False),  # campaign | intent | callback | admin
+    sa.Column("user_id", sa.String(200), nullable=False, index=True),
+    sa.Column("prompt_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # scheduled | deferred | published | dropped
+    sa.Column("detail", sa.String(500)),
+    sa.Column("run_at", sa.DateTime(timezone=True), nullable=False),
+    # For prompts waiting to be published: the prompt itself, so any scheduler process can (re)schedule it.
+    sa.Column("payload", sa.JSON(none_as_null=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+conversations = sa.Table(
+    "scheduler_conversations",
+    metadata,
+    sa.Column("conversation_id", sa.String(200), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False, index=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_event_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("analyzed_at", sa.DateTime(timezone=True)),
+)
+
+conversation_turns = sa.Table(
+    "scheduler_conversation_turns",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(200), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+intent_results = sa.Table(
+    "scheduler_intent_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(200), nullable=False, index=True),
+    sa.Column("user_id", sa.String(200), nullable=False, index=True),
+    sa.Column("label", sa.String(100), nullable=False, index=True),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("follow_up", sa.Boolean, nullable=False),
+    sa.Column("prompt", sa.Text),
+    sa.Column("when", sa.DateTime(timezone=True)),
+    sa.Column("fallback", sa.Boolean, nullable=False),
+    sa.Column("analyzed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+user_contacts = sa.Table(
+    "scheduler_user_contacts",
+    metadata,
+    sa.Column("user_id", sa.String(200), primary_key=True),
+    sa.Column("last_prompt_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def database_url(url: str) -> str:
+    """``url`` ready for SQLAlchemy: a plain ``postgresql://`` DSN gets the psycopg 3 driver (the one the
+    ``postgres`` extra installs) and a SQLite file gets its folder created."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_store_engine(url: str) -> Engine:
+    """Engine for ``url`` with the scheduler tables created."""
+    engine = sa.create_engine(database_url(url), future=True)
+    metadata.create_all(engine)
+    return engine

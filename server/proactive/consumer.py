@@ -1,0 +1,83 @@
+"""`ProactivePromptConsumer`: turns ``voice_proactive`` messages into speech in the right live call.
+
+Every node subscribes under its own consumer group (``<group_prefix>-<node_id>``), so every node sees
+every prompt, and acts only when the user is in a call on this node. Before speaking it claims the
+prompt's idempotency key in the shared `DeliveryLedger`; only one claim can win, so a prompt is spoken
+once however many nodes, redeliveries or republished copies there are. A prompt for a user who is in no
+call is held as ``pending`` (one row per key, whichever node writes it first) for `pop_pending` at the
+user's next call. The bus message is acknowledged only after the prompt was spoken, held, expired or
+found to be a duplicate; an exception from the call releases the claim (back to pending) and the bus
+retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from server.bus.base import Message, MessageBus, Subscription
+from server.bus.schemas import ProactivePrompt
+from server.proactive.directory import SessionDirectory
+from server.proactive.ledger import DeliveryLedger
+
+log = logging.getLogger(__name__)
+
+
+class ProactivePromptConsumer:
+    def __init__(
+        self,
+        bus: MessageBus,
+        directory: SessionDirectory,
+        ledger: DeliveryLedger,
+        node_id: str,
+        topic: str = "voice_proactive",
+        group_prefix: str = "voice-proactive",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bus = bus
+        self.directory = directory
+        self.ledger = ledger
+        self.node_id = node_id
+        self.topic = topic
+        self.group = f"{group_prefix}-{node_id}"
+        self.clock = clock
+
+    def subscribe(self) -> Subscription:
+        """Register with the bus (before or after ``bus.start()``); ``await`` the result to wait until
+        this node's group is receiving."""
+        return self.bus.subscribe(self.topic, self.group, self.handle)
+
+    async def pop_pending(self, user_id: str) -> list[ProactivePrompt]:
+        """Prompts held for ``user_id``, for the greeting of the call that just started on this node."""
+        return await self.ledger.pop_pending(user_id, self.node_id)
+
+    async def handle(self, message: Message) -> None:
+        prompt = ProactivePrompt.parse(message.body)  # PoisonMessage -> dead letter
+        ctx = f"key={prompt.idempotency_key} user={prompt.user_id} message_id={prompt.message_id} node={self.node_id}"
+        if prompt.expired(self.clock()):
+            log.info("proactive prompt expired before delivery: %s", ctx)
+            await self.ledger.mark_expired(prompt, self.node_id)
+            return
+        call = self.directory.find_by_user(prompt.user_id)
+        if call is None:
+            if await self.ledger.hold_pending(prompt, self.node_id):
+                log.info("user not in a call on this node; holding prompt: %s", ctx)
+            return
+        blocked_by = await self.ledger.claim(prompt, self.node_id)
+        if blocked_by is not None:
+            log.info("proactive prompt already %s; not speaking again: %s", blocked_by, ctx)
+            return
+        try:
+            spoken = await call.speak_proactive(prompt.spoken_text, prompt.message_id)
+        except Exception as exc:
+            await self.ledger.mark_failed(prompt, self.node_id, f"speak raised {type(exc).__name__}: {exc}")
+            raise
+        if spoken:
+            await self.ledger.mark_delivered(prompt, self.node_id)
+            log.info("proactive prompt spoken: %s", ctx)
+        else:
+            await self.ledger.mark_failed(
+                prompt, self.node_id, "not spoken (no pause, cut off or call ended)"
+            )
+            log.info("proactive prompt not spoken; held for the next call: %s", ctx)

@@ -1,0 +1,18 @@
+"""What the proactive consumer needs from the RTC server: the live call a user is in, on this node."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class LiveCall(Protocol):
+    async def speak_proactive(self, text: str, message_id: str) -> bool:
+        """Speak ``text`` in the call; return once it was spoken (True) or could not be (False: no pause
+        came, the caller cut it off, the call ended)."""
+        ...
+
+
+class SessionDirectory(Protocol):
+    def find_by_user(self, user_id: str) -> LiveCall | None:
+        """The call ``user_id`` is in on this node, or None."""
+        ...

@@ -1,0 +1,85 @@
+"""Fixtures of the scheduler tests: a real embedded bus, a prompt collector and a service factory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scheduler.config import SchedulerConfig
+from scheduler.publishing import BusPromptPublisher
+from scheduler.service import SchedulerService
+from server.bus.base import Message
+from server.bus.embedded import EmbeddedBus
+from server.config import BusConfig
+
+PROACTIVE = "voice_proactive"
+
+
+@dataclass
+class PromptCollector:
+    """Subscribes to ``voice_proactive`` like the RTC server does and keeps what arrives."""
+
+    messages: list[Message] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, message: Message) -> None:
+        self.messages.append(message)
+        self.arrived.set()
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(m.body) for m in self.messages]
+
+    async def wait_for(self, count: int, timeout_s: float) -> list[dict[str, Any]]:
+        async def enough() -> None:
+            while len(self.messages) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        await asyncio.wait_for(enough(), timeout_s)
+        return self.bodies()
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[EmbeddedBus]:
+    bus = EmbeddedBus(BusConfig(retry_backoff_s=0.05))
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture
+async def collector(bus: EmbeddedBus) -> PromptCollector:
+    collector = PromptCollector()
+    bus.subscribe(PROACTIVE, "test-rtc", collector.handle)
+    await bus.start()
+    return collector
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'scheduler.sqlite3'}"
+
+
+ServiceFactory = Callable[..., SchedulerService]
+
+
+@pytest.fixture
+async def make_service(db_url: str, bus: EmbeddedBus) -> AsyncIterator[ServiceFactory]:
+    started: list[SchedulerService] = []
+
+    def factory(**kwargs: Any) -> SchedulerService:
+        values: dict[str, Any] = {"jobstore_url": db_url, "per_user_min_interval_s": 0}
+        values.update({k: kwargs.pop(k) for k in list(kwargs) if k in SchedulerConfig.model_fields})
+        config = SchedulerConfig(**values)
+        service = SchedulerService(config, BusPromptPublisher(bus, PROACTIVE), **kwargs)
+        started.append(service)
+        return service
+
+    yield factory
+    for service in started:
+        await service.stop()

@@ -1,0 +1,291 @@
+// Admin dashboard: plain JS against /api/admin (see /api/admin/openapi.json). The token lives in
+// sessionStorage, so closing the tab logs out.
+"use strict";
+
+const API = "/api/admin";
+const TOKEN_KEY = "voice-agent-admin-token";
+const POLL_CALLS_MS = 2000;
+const POLL_SLOW_MS = 5000;
+let timers = [];
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
+  }
+  return node;
+}
+
+function fmtTime(value) {
+  // The API gives ISO strings; call records give epoch seconds.
+  if (value === null || value === undefined || value === "") return "—";
+  return new Date(typeof value === "number" ? value * 1000 : value).toLocaleString();
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const details = (body && body.details) ? body.details.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`) : [];
+    super([(body && body.error) || `HTTP ${status}`, ...details].join("; "));
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(API + path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await response.json(); } catch (_) { /* empty or non-JSON body */ }
+  if (response.status === 401) { logout("The admin token was refused."); throw new ApiError(401, data); }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+function showError(err) {
+  $("app-error").textContent = err ? String(err.message || err) : "";
+}
+
+// --- login ---------------------------------------------------------------------------------------
+
+async function login(event) {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("token").value);
+  try {
+    await api("GET", "/campaigns");
+    $("login-error").textContent = "";
+    start();
+  } catch (err) {
+    $("login-error").textContent = err.status === 401 ? "Wrong token." : String(err.message);
+  }
+}
+
+function logout(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  timers.forEach(clearInterval);
+  timers = [];
+  $("app").hidden = true;
+  $("logout").hidden = true;
+  $("login-panel").hidden = false;
+  $("login-error").textContent = message || "";
+}
+
+function start() {
+  $("login-panel").hidden = true;
+  $("app").hidden = false;
+  $("logout").hidden = false;
+  refreshCalls(); refreshCampaigns(); refreshIntents(); refreshLatency();
+  timers.push(setInterval(refreshCalls, POLL_CALLS_MS));
+  timers.push(setInterval(refreshCampaigns, POLL_SLOW_MS));
+  timers.push(setInterval(refreshLatency, POLL_SLOW_MS));
+}
+
+// --- live calls ----------------------------------------------------------------------------------
+
+async function refreshCalls() {
+  try {
+    const data = await api("GET", "/calls");
+    const box = $("calls");
+    box.replaceChildren();
+    if (!data.available) box.append(el("p", { class: "muted" }, "This server does not expose live calls."));
+    else if (!data.calls.length) box.append(el("p", { class: "muted" }, "No live calls."));
+    for (const call of data.calls) {
+      const turns = el("div", { class: "turns" });
+      for (const turn of call.transcript || []) {
+        const role = turn.role || turn.speaker || "?";
+        turns.append(el("div", { class: `turn-${role}` }, `${role}: ${turn.text ?? ""}`));
+      }
+      box.append(el("div", { class: "call" },
+        el("strong", {}, `${call.user_id || "anonymous"} `),
+        el("small", {}, `call ${call.call_id} · since ${fmtTime(call.started_at)}`),
+        turns));
+      turns.scrollTop = turns.scrollHeight;
+    }
+    $("calls-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (err) { showError(err); }
+}
+
+// --- send now ------------------------------------------------------------------------------------
+
+async function sendNow(event) {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    const result = await api("POST", "/prompts", { user_id: form.user_id.value.trim(), text: form.text.value });
+    $("send-result").textContent = `${result.status} (prompt ${result.prompt_id})`;
+    form.text.value = "";
+  } catch (err) { $("send-result").textContent = ""; showError(err); }
+}
+
+// --- campaigns -----------------------------------------------------------------------------------
+
+function campaignFromForm(form) {
+  const spec = { name: form.name.value.trim() };
+  const audience = form.audience.value.trim();
+  spec.audience = form.audience_kind.value === "users"
+    ? { user_ids: audience.split(",").map((s) => s.trim()).filter(Boolean) }
+    : { intent_label: audience };
+  spec[form.content_kind.value] = form.content.value;
+  const tz = form.timezone.value.trim();
+  if (form.schedule_kind.value === "at") {
+    if (!form.at.value) throw new Error("Pick a time for a one-off campaign.");
+    spec.schedule = { at: new Date(form.at.value).toISOString() };  // the browser's local time, sent as UTC
+  } else {
+    spec.schedule = { cron: form.cron.value.trim() };
+    if (tz) spec.schedule.timezone = tz;
+  }
+  if (form.ttl_s.value) spec.ttl_s = Number(form.ttl_s.value);
+  return spec;
+}
+
+async function createCampaign(event) {
+  event.preventDefault();
+  try {
+    const created = await api("POST", "/campaigns", campaignFromForm(event.target));
+    $("campaign-result").textContent = `Created "${created.name}", next run ${fmtTime(created.next_run_at)}.`;
+    showError(null);
+    refreshCampaigns();
+  } catch (err) { $("campaign-result").textContent = ""; showError(err); }
+}
+
+function describeAudience(a) {
+  return a.user_ids ? a.user_ids.join(", ") : `latest intent = ${a.intent_label}`;
+}
+
+function describeSchedule(s) {
+  return s.at ? `once ${fmtTime(s.at)}` : `cron "${s.cron}"${s.timezone ? " " + s.timezone : ""}`;
+}
+
+async function campaignAction(id, action) {
+  try { await api("POST", `/campaigns/${encodeURIComponent(id)}/${action}`); refreshCampaigns(); }
+  catch (err) { showError(err); }
+}
+
+async function refreshCampaigns() {
+  try {
+    const data = await api("GET", "/campaigns");
+    const body = $("campaigns");
+    body.replaceChildren();
+    for (const c of data.campaigns) {
+      const actions = el("td");
+      if (c.status === "active") actions.append(el("button", { class: "secondary", onclick: () => campaignAction(c.id, "pause") }, "Pause"));
+      if (c.status === "paused") actions.append(el("button", { class: "secondary", onclick: () => campaignAction(c.id, "resume") }, "Resume"));
+      if (c.status === "active" || c.status === "paused") {
+        actions.append(" ", el("button", { class: "secondary", onclick: () => campaignAction(c.id, "cancel") }, "Cancel"));
+      }
+      actions.append(" ", el("button", { class: "secondary", onclick: () => showDeliveries(c) }, "Delivery"));
+      body.append(el("tr", {},
+        el("td", {}, c.name), el("td", { class: `status-${c.status}` }, c.status),
+        el("td", {}, describeAudience(c.audience)), el("td", {}, describeSchedule(c.schedule)),
+        el("td", {}, fmtTime(c.next_run_at)), el("td", {}, fmtTime(c.last_run_at)), actions));
+    }
+  } catch (err) { showError(err); }
+}
+
+async function showDeliveries(campaign) {
+  try {
+    const data = await api("GET", `/campaigns/${encodeURIComponent(campaign.id)}/deliveries`);
+    $("deliveries-title").textContent = campaign.name;
+    const body = $("deliveries");
+    body.replaceChildren();
+    if (!data.deliveries.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Nothing scheduled or sent yet.")));
+    for (const d of data.deliveries) {
+      body.append(el("tr", {}, el("td", {}, d.user_id), el("td", {}, fmtTime(d.run_at)),
+        el("td", { class: `status-${d.status}` }, d.status), el("td", {}, d.detail || ""),
+        el("td", {}, fmtTime(d.updated_at))));
+    }
+    $("deliveries-panel").hidden = false;
+  } catch (err) { showError(err); }
+}
+
+// --- intents -------------------------------------------------------------------------------------
+
+async function refreshIntents(event) {
+  if (event) event.preventDefault();
+  const form = $("intent-filter");
+  const params = new URLSearchParams();
+  if (form.conversation_id.value.trim()) params.set("conversation_id", form.conversation_id.value.trim());
+  if (form.user_id.value.trim()) params.set("user_id", form.user_id.value.trim());
+  try {
+    const data = await api("GET", `/intents?${params}`);
+    const body = $("intents");
+    body.replaceChildren();
+    for (const r of data.intents) {
+      body.append(el("tr", {}, el("td", {}, fmtTime(r.analyzed_at)), el("td", {}, r.conversation_id),
+        el("td", {}, r.user_id), el("td", {}, r.label + (r.fallback ? " (fallback)" : "")),
+        el("td", {}, r.confidence.toFixed(2)), el("td", {}, r.follow_up ? `yes${r.when ? " at " + fmtTime(r.when) : ""}` : "no"),
+        el("td", {}, r.prompt || "")));
+    }
+  } catch (err) { showError(err); }
+}
+
+// --- latency chart -------------------------------------------------------------------------------
+
+async function refreshLatency() {
+  const canvas = $("latency-chart");
+  try {
+    const data = await api("GET", "/latency");
+    drawLatency(canvas, data.stages);
+    $("latency-note").textContent = data.stages.length
+      ? "From this node's voice_agent_<stage>_seconds histograms since start."
+      : "No latency samples yet: make a call.";
+  } catch (err) {
+    if (err.status !== 404) { showError(err); return; }
+    drawLatency(canvas, []);
+    $("latency-note").textContent = "Latency metrics are not exposed by this server (placeholder).";
+  }
+}
+
+function drawLatency(canvas, stages) {
+  const ctx = canvas.getContext("2d");
+  const { width, height } = canvas;
+  ctx.clearRect(0, 0, width, height);
+  ctx.font = "12px system-ui, sans-serif";
+  if (!stages.length) {
+    ctx.fillStyle = "#888";
+    ctx.fillText("no data", width / 2 - 20, height / 2);
+    return;
+  }
+  const left = 40, bottom = height - 40, top = 20;
+  const max = Math.max(0.05, ...stages.map((s) => s.p95_s || 0));
+  const slot = (width - left - 10) / stages.length;
+  ctx.strokeStyle = "#ccc";
+  ctx.fillStyle = "#555";
+  for (let i = 0; i <= 4; i += 1) {
+    const y = bottom - ((bottom - top) * i) / 4;
+    ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(width - 10, y); ctx.stroke();
+    ctx.fillText(`${((max * i) / 4).toFixed(2)}s`, 2, y + 4);
+  }
+  stages.forEach((s, i) => {
+    const x = left + i * slot + slot * 0.15;
+    const barWidth = slot * 0.3;
+    [[s.p50_s, "#457b9d"], [s.p95_s, "#e63946"]].forEach(([value, color], j) => {
+      const h = ((value || 0) / max) * (bottom - top);
+      ctx.fillStyle = color;
+      ctx.fillRect(x + j * barWidth, bottom - h, barWidth - 2, h);
+    });
+    ctx.fillStyle = "#333";
+    ctx.fillText(`${s.stage} (n=${s.count})`, x, bottom + 16);
+  });
+  ctx.fillStyle = "#457b9d"; ctx.fillRect(width - 150, 4, 10, 10);
+  ctx.fillStyle = "#333"; ctx.fillText("p50", width - 136, 13);
+  ctx.fillStyle = "#e63946"; ctx.fillRect(width - 100, 4, 10, 10);
+  ctx.fillStyle = "#333"; ctx.fillText("p95", width - 86, 13);
+}
+
+// --- wiring --------------------------------------------------------------------------------------
+
+$("login-form").addEventListener("submit", login);
+$("logout").addEventListener("click", () => logout(""));
+$("send-form").addEventListener("submit", sendNow);
+$("campaign-form").addEventListener("submit", createCampaign);
+$("intent-filter").addEventListener("submit", refreshIntents);
+if (sessionStorage.getItem(TOKEN_KEY)) start();
