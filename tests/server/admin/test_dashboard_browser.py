@@ -82,48 +82,48 @@ def dashboard(tmp_path: Path) -> Iterator[DashboardServer]:
 
 
 def test_dashboard_login_campaign_and_send_now(dashboard: DashboardServer, chromium: Any) -> None:
-    browser = chromium.launch()
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"http://127.0.0.1:{dashboard.port}/admin/")
+    with chromium.launch() as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"http://127.0.0.1:{dashboard.port}/admin/")
 
-    page.fill("#token", "wrong")
-    page.click("#login-form button")
-    page.wait_for_selector("#login-error:has-text('Wrong token')")
+        page.fill("#token", "wrong")
+        page.click("#login-form button")
+        page.wait_for_selector("#login-error:has-text('Wrong token')")
 
-    page.fill("#token", TOKEN)
-    page.click("#login-form button")
-    page.wait_for_selector("#app:not([hidden])")
-    assert "does not expose live calls" in page.inner_text("#calls")
-    page.wait_for_selector("#latency-note:has-text('placeholder')")
+        page.fill("#token", TOKEN)
+        page.click("#login-form button")
+        page.wait_for_selector("#app:not([hidden])")
+        assert "does not expose live calls" in page.inner_text("#calls")
+        page.wait_for_selector("#latency-note:has-text('placeholder')")
 
-    form = "#campaign-form"
-    page.fill(f"{form} [name=name]", "Renewal reminder")
-    page.fill(f"{form} [name=audience]", "alice, bob")
-    page.fill(f"{form} [name=content]", "Your plan renews tomorrow.")
-    page.select_option(f"{form} [name=schedule_kind]", "cron")
-    page.fill(f"{form} [name=cron]", "0 9 * * MON-FRI")
-    page.fill(f"{form} [name=timezone]", "Europe/Paris")
-    page.click(f"{form} button[type=submit]")
-    page.wait_for_selector("#campaigns tr:has-text('Renewal reminder')")
-    row = page.locator("#campaigns tr", has_text="Renewal reminder")
-    assert "active" in row.inner_text() and "alice, bob" in row.inner_text()
+        form = "#campaign-form"
+        page.fill(f"{form} [name=name]", "Renewal reminder")
+        page.fill(f"{form} [name=audience]", "alice, bob")
+        page.fill(f"{form} [name=content]", "Your plan renews tomorrow.")
+        page.select_option(f"{form} [name=schedule_kind]", "cron")
+        page.fill(f"{form} [name=cron]", "0 9 * * MON-FRI")
+        page.fill(f"{form} [name=timezone]", "Europe/Paris")
+        page.click(f"{form} button[type=submit]")
+        page.wait_for_selector("#campaigns tr:has-text('Renewal reminder')")
+        row = page.locator("#campaigns tr", has_text="Renewal reminder")
+        assert "active" in row.inner_text() and "alice, bob" in row.inner_text()
 
-    row.get_by_role("button", name="Pause").click()
-    page.wait_for_selector("#campaigns tr:has-text('paused')")
-    row.get_by_role("button", name="Delivery").click()
-    page.wait_for_selector("#deliveries-panel:not([hidden])")
+        row.get_by_role("button", name="Pause").click()
+        page.wait_for_selector("#campaigns tr:has-text('paused')")
+        row.get_by_role("button", name="Delivery").click()
+        page.wait_for_selector("#deliveries-panel:not([hidden])")
 
-    page.select_option(f"{form} [name=schedule_kind]", "cron")
-    page.fill(f"{form} [name=cron]", "every day")
-    page.click(f"{form} button[type=submit]")
-    page.wait_for_selector("#app-error:has-text('invalid cron')")
+        page.select_option(f"{form} [name=schedule_kind]", "cron")
+        page.fill(f"{form} [name=cron]", "every day")
+        page.click(f"{form} button[type=submit]")
+        page.wait_for_selector("#app-error:has-text('invalid cron')")
 
-    page.fill("#send-form [name=user_id]", "carol")
-    page.fill("#send-form [name=text]", "Your order has shipped.")
-    page.click("#send-form button")
-    page.wait_for_selector("#send-result:has-text('published')")
-    body = json.loads(dashboard.received[-1].body)
-    assert (body["user_id"], body["text"]) == ("carol", "Your order has shipped.")
-    assert errors == []
+        page.fill("#send-form [name=user_id]", "carol")
+        page.fill("#send-form [name=text]", "Your order has shipped.")
+        page.click("#send-form button")
+        page.wait_for_selector("#send-result:has-text('published')")
+        body = json.loads(dashboard.received[-1].body)
+        assert (body["user_id"], body["text"]) == ("carol", "Your order has shipped.")
+        assert errors == []

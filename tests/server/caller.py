@@ -1,0 +1,289 @@
+"""A scripted WebRTC caller (aiortc) for tests and ``bench/voice_latency.py``.
+
+It places a real call over loopback: sends speech through Opus like a browser does, receives the agent's
+audio, and timestamps both on the shared monotonic clock so voice-to-voice latency can be measured from the
+caller's side: last speech sample handed to the encoder -> first voiced reply frame decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from server.tracks import PacedAudioTrack, to_mono_int16
+from speech.frames import AudioFrame
+from speech.resample import Resampler
+
+RATE = 48_000
+FRAME = RATE // 50
+VOICE_RMS = 300.0  # int16 RMS above which a received 20 ms frame counts as agent speech
+
+
+class RTCCaller:
+    def __init__(self, base_url: str, *, user_id: str | None = None, token: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.user_id = user_id
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.pc = RTCPeerConnection()
+        self.track = PacedAudioTrack(self._next_frame, RATE)
+        self.call_id = ""
+        self.events: list[dict[str, Any]] = []
+        self.received: list[tuple[float, float, np.ndarray]] = []  # (arrival, rms, mono 48 kHz pcm)
+        self._pending = np.zeros(0, np.int16)
+        self._sent_all = asyncio.Event()
+        self._sent_at = 0.0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._http: aiohttp.ClientSession | None = None
+
+    async def connect(self) -> str:
+        self.pc.addTrack(self.track)
+        self.pc.on("track", lambda track: self._tasks.append(asyncio.create_task(self._receive(track))))
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._http = aiohttp.ClientSession(headers=self.headers)
+        body: dict[str, Any] = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
+        if self.user_id:
+            body["user_id"] = self.user_id
+        async with self._http.post(f"{self.base_url}/api/calls/offer", json=body) as resp:
+            answer = await resp.json()
+            if resp.status != 200:
+                raise RuntimeError(f"offer rejected ({resp.status}): {answer}")
+        self.call_id = answer["call_id"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        self._tasks.append(asyncio.create_task(self._follow_events()))
+        return self.call_id
+
+    async def say(self, pcm48k: np.ndarray) -> float:
+        """Send speech (48 kHz int16, trimmed); returns the monotonic time its last sample was sent."""
+        self._sent_all.clear()
+        self._pending = pcm48k.astype(np.int16)
+        await self._sent_all.wait()
+        return self._sent_at
+
+    async def reply_start(self, after: float, timeout: float = 30.0) -> float:
+        """Arrival time of the first voiced frame received after ``after``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            voiced = [a for a, rms, _ in self.received if a > after and rms > VOICE_RMS]
+            if voiced:
+                return voiced[0]
+            await asyncio.sleep(0.01)
+        raise TimeoutError(f"no reply audio within {timeout:.0f} s")
+
+    async def wait_quiet(self, silence_s: float = 1.0, timeout: float = 60.0) -> None:
+        """Wait until no voiced audio arrived for ``silence_s`` (receiving must have started)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            voiced = [a for a, rms, _ in self.received if rms > VOICE_RMS]
+            last = voiced[-1] if voiced else (self.received[0][0] if self.received else None)
+            if last is not None and time.monotonic() - last >= silence_s:
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"the agent did not go quiet within {timeout:.0f} s")
+
+    def audio_since(self, t: float) -> np.ndarray:
+        chunks = [pcm for a, _, pcm in self.received if a >= t - 0.02]
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+    def events_of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("type") == kind]
+
+    async def record(self) -> dict[str, Any]:
+        assert self._http is not None
+        async with self._http.get(f"{self.base_url}/api/calls/{self.call_id}") as resp:
+            return await resp.json()
+
+    async def hangup(self) -> None:
+        if self._http is not None and self.call_id:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with self._http.post(f"{self.base_url}/api/calls/{self.call_id}/hangup") as resp:
+                    await resp.read()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.track.stop()
+        await self.pc.close()
+        if self._http is not None:
+            await self._http.close()
+
+    def _next_frame(self) -> AudioFrame:
+        if len(self._pending) == 0:
+            return AudioFrame(np.zeros(FRAME, np.int16), RATE)
+        chunk, self._pending = self._pending[:FRAME], self._pending[FRAME:]
+        if len(self._pending) == 0:
+            self._sent_at = time.monotonic() + len(chunk) / RATE  # the chunk's last sample
+            self._sent_all.set()
+        return AudioFrame(chunk, RATE)
+
+    async def _receive(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            pcm = to_mono_int16(frame)
+            rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
+            self.received.append((time.monotonic(), rms, pcm))
+
+    async def _follow_events(self) -> None:
+        assert self._http is not None
+        url = f"{self.base_url}/api/calls/{self.call_id}/events"
+        async with self._http.ws_connect(url) as ws:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.events.append(json.loads(msg.data))
+
+
+async def synthesize_speech(text: str) -> np.ndarray:
+    """``text`` spoken by the Piper voice (espeak-ng if Piper is missing), as trimmed 48 kHz int16."""
+    try:
+        from speech.config import TTSConfig
+        from speech.tts.registry import create_tts
+
+        tts = create_tts(TTSConfig(backend="piper"))
+        frames = [f async for f in tts.synthesize(text)]
+    except Exception:  # noqa: BLE001 - Piper missing or failing: espeak-ng is the fallback voice
+        from speech.config import TTSConfig
+        from speech.tts.registry import create_tts
+
+        tts = create_tts(TTSConfig(backend="espeak"))
+        frames = [f async for f in tts.synthesize(text)]
+    rate = frames[0].sample_rate
+    pcm = np.concatenate([f.pcm for f in frames])
+    resampler = Resampler(rate, RATE)
+    out = np.concatenate([resampler.process(AudioFrame(pcm, rate)).pcm, resampler.flush().pcm])
+    return trim_silence(out)
+
+
+def trim_silence(pcm: np.ndarray, threshold: float = 200.0) -> np.ndarray:
+    frames = len(pcm) // FRAME
+    rms = np.sqrt(np.mean(pcm[: frames * FRAME].reshape(frames, FRAME).astype(np.float64) ** 2, axis=1))
+    voiced = np.nonzero(rms > threshold)[0]
+    if len(voiced) == 0:
+        return pcm
+    return pcm[voiced[0] * FRAME : (voiced[-1] + 1) * FRAME]
+
+
+def write_wav(
+    path: Path, pcm: np.ndarray, rate: int = RATE, lead_silence_s: float = 0.0, tail_silence_s: float = 0.0
+) -> Path:
+    import wave
+
+    pad = lambda s: np.zeros(int(s * rate), np.int16)
+    data = np.concatenate([pad(lead_silence_s), pcm.astype(np.int16), pad(tail_silence_s)])
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(data.tobytes())
+    return path
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def word_recall(expected: str, got: str) -> float:
+    """Fraction of ``expected``'s words that occur in ``got`` (order-free, for noisy ASR)."""
+    want, have = words(expected), set(words(got))
+    return sum(w in have for w in want) / max(1, len(want))
+
+
+async def transcribe(pcm48k: np.ndarray) -> str:
+    """Whisper (the server's STT backend) on 48 kHz int16 audio; the last 30 s window only."""
+    from speech.config import STTConfig
+    from speech.stt.registry import create_stt
+
+    resampler = Resampler(RATE, 16_000)
+    pcm16 = np.concatenate(
+        [resampler.process(AudioFrame(pcm48k.astype(np.int16), RATE)).pcm, resampler.flush().pcm]
+    )
+    result = await create_stt(STTConfig()).transcribe(pcm16[: 30 * 16_000].astype(np.float32) / 32768.0)
+    return result.text if result is not None else ""
+
+
+class ServerProcess:
+    """``voice-agent serve`` in a child process on a free loopback port; stopped by its own pid."""
+
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None, log_level: str = "INFO") -> None:
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = env or {}
+        self.log_path = self.workdir / "server.log"
+        self.log_level = log_level
+        self.proc: Any = None
+
+    def start(self, timeout: float = 180.0) -> ServerProcess:
+        import os
+        import subprocess
+        import sys
+        import urllib.request
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "VOICE_AGENT__SERVER__PORT": str(self.port),
+            "VOICE_AGENT__SERVER__HOST": "127.0.0.1",
+            "VOICE_AGENT__SERVER__RECORDS_DB": str(self.workdir / "calls.sqlite3"),
+            "VOICE_AGENT__SERVER__RAG": "false",
+            "VOICE_AGENT__AGENT__MEMORY_PATH": str(self.workdir / "memory.sqlite3"),
+            **self.env,
+        }
+        repo = Path(__file__).resolve().parents[2]
+        log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "--log-level", self.log_level, "serve"],
+            cwd=repo,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; log:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"server not ready within {timeout:.0f} s; log:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        import subprocess
+
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

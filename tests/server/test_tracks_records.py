@@ -1,0 +1,81 @@
+"""Outbound track pacing, caller audio conversion, and call records in SQLite."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+from server.records import CallRecord, CallRecordStore, TurnRecord
+from server.registry import SessionRegistry
+from server.tracks import PacedAudioTrack, to_mono_int16
+from speech.frames import AudioFrame
+
+
+async def test_paced_track_sends_one_frame_per_20_ms_without_bursts() -> None:
+    silence = AudioFrame(np.zeros(441, np.int16), 22_050)
+    track = PacedAudioTrack(lambda: silence, 22_050)
+    arrivals, pts = [], []
+    for _ in range(50):
+        frame = await track.recv()
+        arrivals.append(time.monotonic())
+        pts.append(frame.pts)
+    assert pts == [i * 441 for i in range(50)]
+    elapsed = arrivals[-1] - arrivals[0]
+    assert 0.95 <= elapsed <= 1.15, elapsed  # 49 intervals of 20 ms, with scheduling slack
+    gaps = np.diff(arrivals)
+    assert (gaps < 0.005).sum() <= 3, "frames were sent in a burst"
+    short = await PacedAudioTrack(lambda: AudioFrame(np.ones(10, np.int16), 8000), 8000).recv()
+    assert short.samples == 160  # padded to a full frame
+
+
+def test_caller_audio_is_mixed_down_to_mono() -> None:
+    stereo = np.array([[100, 300, -100, -300]], dtype=np.int16)  # packed L R L R
+    frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
+    frame.sample_rate = 48_000
+    assert to_mono_int16(frame).tolist() == [200, -200]
+
+
+async def test_call_records_round_trip(tmp_path: Path) -> None:
+    store = CallRecordStore(tmp_path / "calls.sqlite3")
+    record = CallRecord("c1", "node-1", "alice")
+    record.add_agent("Hello!", source="greeting")
+    record.add_user("What is the capital of France?")
+    record.turns.append(
+        TurnRecord(
+            0,
+            "What is the capital of France?",
+            "Paris.",
+            stages={"first_audio_out": 0.8},
+            sources=[{"source_id": "doc-1#0"}],
+        )
+    )
+    record.add_interruption("Par")
+    await store.save(record)
+    await store.save(CallRecord("c2", "node-1", "bob"))
+    loaded = await store.get("c1")
+    assert loaded is not None and loaded.to_dict() == record.to_dict()
+    assert [c["call_id"] for c in await store.recent(user_id="alice")] == ["c1"]
+    summary = (await store.recent())[-1]
+    assert summary["turns"] == 1 and summary["interruptions"] == 1
+    assert await store.get("missing") is None
+    store.close()
+
+
+class _Call:
+    def __init__(self, call_id: str, user_id: str | None) -> None:
+        self.call_id, self.user_id = call_id, user_id
+
+
+def test_registry_finds_the_latest_call_of_a_user() -> None:
+    registry = SessionRegistry()
+    a, b, c = _Call("a", "u1"), _Call("b", "u1"), _Call("c", None)
+    for call in (a, b, c):
+        registry.register(call)  # type: ignore[arg-type]
+    assert registry.find_by_user("u1") is b and registry.get("c") is c and len(registry) == 3
+    registry.unregister(b)  # type: ignore[arg-type]
+    assert registry.find_by_user("u1") is a
+    registry.unregister(a)  # type: ignore[arg-type]
+    assert registry.find_by_user("u1") is None and not registry.is_online("u1")
