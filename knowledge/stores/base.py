@@ -180,6 +180,21 @@ _STOPWORDS = frozenset(
 )
 
 
+def document_list_clause(
+    tenant: str | None, status: str | None, limit: int, offset: int, placeholder: str
+) -> tuple[str, tuple[Any, ...]]:
+    """WHERE/ORDER/LIMIT clause of ``list_documents``, shared by the stores; ``placeholder`` is the driver's."""
+    where, args = [], []
+    for col, val in (("tenant", tenant), ("status", status)):
+        if val is not None:
+            where.append(f"{col} = {placeholder}")
+            args.append(val)
+    clause = ("WHERE " + " AND ".join(where) if where else "") + (
+        f" ORDER BY updated_at DESC LIMIT {placeholder} OFFSET {placeholder}"
+    )
+    return clause, (*args, limit, offset)
+
+
 def query_terms(query: str) -> list[str]:
     """Lower-case word terms of a natural-language query, stopwords dropped (OR-ed by the stores)."""
     import re

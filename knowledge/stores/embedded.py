@@ -25,6 +25,7 @@ from knowledge.stores.base import (
     DocumentRecord,
     RetrievedChunk,
     SearchFilters,
+    document_list_clause,
     query_terms,
     source_id,
 )
@@ -209,15 +210,8 @@ class EmbeddedStore:
     async def list_documents(
         self, tenant: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[DocumentRecord]:
-        where, args = [], []
-        for col, val in (("tenant", tenant), ("status", status)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        clause = (
-            "WHERE " + " AND ".join(where) if where else ""
-        ) + " ORDER BY updated_at DESC LIMIT ? OFFSET ?"
-        return await self._run(self._select_docs, clause, (*args, limit, offset))
+        clause, args = document_list_clause(tenant, status, limit, offset, "?")
+        return await self._run(self._select_docs, clause, args)
 
     def _select_docs(self, clause: str, args: tuple[Any, ...]) -> list[DocumentRecord]:
         rows = self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents {clause}", args).fetchall()

@@ -23,6 +23,7 @@ from knowledge.stores.base import (
     DocumentRecord,
     RetrievedChunk,
     SearchFilters,
+    document_list_clause,
     query_terms,
     source_id,
 )
@@ -140,15 +141,8 @@ class PostgresStore:
     async def list_documents(
         self, tenant: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[DocumentRecord]:
-        where, args = [], []
-        for col, val in (("tenant", tenant), ("status", status)):
-            if val is not None:
-                where.append(f"{col} = %s")
-                args.append(val)
-        clause = (
-            "WHERE " + " AND ".join(where) if where else ""
-        ) + " ORDER BY updated_at DESC LIMIT %s OFFSET %s"
-        return await self._select_docs(clause, (*args, limit, offset))
+        clause, args = document_list_clause(tenant, status, limit, offset, "%s")
+        return await self._select_docs(clause, args)
 
     async def _select_docs(self, clause: str, args: tuple[Any, ...]) -> list[DocumentRecord]:
         async with self._conn() as conn:
