@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from configs.settings import Settings
+from server.health import health_report
 from server import metrics
 from server.auth import request_token, require_call_token, token_matches
 from server.records import CallRecordStore, ConversationEventPublisher
@@ -159,7 +160,7 @@ async def _next_event(queue: asyncio.Queue[Any], reader: asyncio.Task[None]) -> 
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response(health_report(request.app[SETTINGS_KEY]))
 
 
 async def _readyz(request: web.Request) -> web.Response:
@@ -239,8 +240,10 @@ async def start_knowledge(settings: Settings) -> Any:
     """The knowledge base (RAG retriever and upload routes), or None when it cannot start here."""
     try:
         from knowledge.knowledge_base import KnowledgeBase
+        from server.bus.base import PoisonMessage
 
-        kb = KnowledgeBase(settings.knowledge)
+        # poison: change events that can never be applied are dead-lettered at once, not retried
+        kb = KnowledgeBase(settings.knowledge, poison=PoisonMessage)
         await kb.start()
         return kb
     except Exception as exc:  # noqa: BLE001 - a missing embedding model must not stop calls: they run without RAG
@@ -351,10 +354,12 @@ async def run_server(
     deps: CallDeps | None = None,
     extra_routes: Iterable[web.AbstractRouteDef] = (),
     on_started: Callable[[web.Application], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM or cancellation, then end every call (records saved) and stop.
+    """Serve until SIGINT/SIGTERM, ``stop`` is set or cancellation, then end every call (records saved).
 
-    Starts the knowledge base when ``ServerConfig.rag`` is on (its upload routes are mounted too)."""
+    Starts the knowledge base when ``ServerConfig.rag`` is on and ``deps`` is not given (its upload routes
+    are mounted too); with ``deps`` the caller owns the knowledge base (see ``server.node``)."""
     kb = await start_knowledge(settings) if settings.server.rag and deps is None else None
     routes = [*extra_routes, *(knowledge_routes(kb) if kb is not None else [])]
     if deps is None:
@@ -365,7 +370,7 @@ async def run_server(
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     await site.start()
     log.info("serving on http://%s:%s", settings.server.host, settings.server.port)
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -11,3 +11,12 @@ from pathlib import Path
 pytest_plugins = sorted(
     f"tests.fixtures.{p.stem}" for p in (Path(__file__).parent / "fixtures").glob("*.py") if p.stem != "__init__"
 )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    from tests.fixtures import SERVICE_STARTUP_SECONDS
+
+    if SERVICE_STARTUP_SECONDS:
+        terminalreporter.section("service start-up")
+        for name, seconds in sorted(SERVICE_STARTUP_SECONDS.items()):
+            terminalreporter.write_line(f"{name:<12} up in {seconds:6.1f} s")

@@ -55,3 +55,9 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("server: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(bad, environ={})
+
+
+def test_unknown_backend_name_is_rejected_with_the_choices() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"VOICE_AGENT__BUS__BACKEND": "kafka"})
+    assert "bus.backend" in str(err.value) and "rocketmq" in str(err.value)

@@ -1,0 +1,65 @@
+"""Smoke tests of the real services the suite starts: each does real work with the official client.
+
+The start-up time of each service is printed in the "service start-up" section of the pytest summary.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import ollama
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration
+
+
+def test_rocketmq_send_and_receive_with_the_official_client(
+    rocketmq_endpoint: str, rocketmq_topic: str
+) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/rocketmq/healthcheck.py"), rocketmq_endpoint, rocketmq_topic],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ollama_streams_a_chat_completion(ollama_server: str) -> None:
+    client = ollama.Client(host=ollama_server)
+    parts = [
+        chunk.message.content
+        for chunk in client.chat(
+            model="smollm2",
+            messages=[{"role": "user", "content": "Say hello."}],
+            stream=True,
+            options={"num_predict": 16},
+        )
+    ]
+    assert len(parts) > 2 and "".join(parts).strip()
+
+
+def test_postgres_stores_and_queries_nearest_vectors(postgres_dsn: str) -> None:
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("DROP TABLE IF EXISTS smoke_items")
+        conn.execute("CREATE TABLE smoke_items (name text, embedding vector(3))")
+        conn.execute("INSERT INTO smoke_items VALUES ('x', '[1,0,0]'), ('y', '[0,1,0]'), ('z', '[0,0,1]')")
+        rows = conn.execute(
+            "SELECT name FROM smoke_items ORDER BY embedding <-> '[0.1,0.9,0.1]' LIMIT 2"
+        ).fetchall()
+        conn.execute("DROP TABLE smoke_items")
+    assert [r[0] for r in rows][0] == "y"
+
+
+def test_chromium_loads_a_page_and_reads_its_title(chromium: Any) -> None:
+    with chromium.launch() as browser:
+        page = browser.new_page()
+        page.goto((ROOT / "web/static/index.html").as_uri())
+        assert page.title() == "Voice agent call"
