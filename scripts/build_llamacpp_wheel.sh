@@ -9,6 +9,6 @@ if ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
 else
   log "building llama-cpp-python $VERSION (CPU) into $WHEELS"
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 \
-    ${PIP:-$ROOT/.venv/bin/pip} wheel --no-deps -w "$WHEELS" "llama-cpp-python==$VERSION"
+    ${PIP:-$ROOT/.venv/bin/pip} wheel --no-deps -w "$WHEELS" "llama-cpp-python==$VERSION" >&2
 fi
 echo "$WHEELS"
