@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -38,16 +39,32 @@ class _Job:
 
 
 class Ingestor:
-    """Applies document events to a store. ``start()`` before ``submit``; ``close()`` stops the workers."""
+    """Applies document events to a store. ``start()`` before ``submit``; ``close()`` stops the workers.
 
-    def __init__(self, store: KnowledgeStore, embedder: Embedder, config: KnowledgeConfig) -> None:
+    The newest submitted version of a document is remembered while it has events in flight and for the
+    ``remember_settled`` most recently settled documents after that (a late, older event of one of those is
+    skipped without parsing); beyond that the store's version check alone refuses older versions.
+    """
+
+    def __init__(
+        self,
+        store: KnowledgeStore,
+        embedder: Embedder,
+        config: KnowledgeConfig,
+        remember_settled: int = 10_000,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.config = config
+        self.remember_settled = remember_settled
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=config.ingest_queue_size)
         self._workers: list[asyncio.Task[None]] = []
         self._retries: set[asyncio.Task[None]] = set()
-        self._latest: dict[str, int] = {}
+        self._latest: dict[str, int] = {}  # newest submitted version per document
+        self._in_flight: dict[str, int] = {}  # events submitted and not yet settled, per document
+        # Documents with nothing in flight, least recently settled first; their _latest entry is dropped
+        # once more than ``remember_settled`` of them have settled since.
+        self._settled: OrderedDict[str, None] = OrderedDict()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         # Called with (event, outcome) once an event is finished: ready, stale, superseded, deleted, failed.
         self.on_settled: list[Callable[[DocumentEvent, str], None]] = []
@@ -76,10 +93,16 @@ class Ingestor:
                 event.version,
             )
         self._latest[event.doc_id] = max(event.version, self._latest.get(event.doc_id, -1))
+        self._in_flight[event.doc_id] = self._in_flight.get(event.doc_id, 0) + 1
+        self._settled.pop(event.doc_id, None)
         record = self._record(event, "queued")
-        if event.op == "upsert":
-            await self.store.save_status(record)
-        await self._queue.put(_Job(event))
+        try:
+            if event.op == "upsert":
+                await self.store.save_status(record)
+            await self._queue.put(_Job(event))
+        except BaseException:
+            self._forget_if_settled(event.doc_id)
+            raise
         INGEST_QUEUE.set(self._queue.qsize())
         return record
 
@@ -128,8 +151,22 @@ class Ingestor:
     def _settle(self, job: _Job, outcome: str) -> None:
         INGEST_SECONDS.labels(outcome).observe(time.monotonic() - job.submitted)
         event = job.event
+        self._forget_if_settled(event.doc_id)
         for callback in self.on_settled:
             callback(event, outcome)
+
+    def _forget_if_settled(self, doc_id: str) -> None:
+        """One event of ``doc_id`` left; keep its version only among the most recently settled documents."""
+        left = self._in_flight.get(doc_id, 1) - 1
+        if left > 0:
+            self._in_flight[doc_id] = left
+            return
+        self._in_flight.pop(doc_id, None)
+        self._settled[doc_id] = None
+        self._settled.move_to_end(doc_id)
+        while len(self._settled) > self.remember_settled:
+            oldest, _ = self._settled.popitem(last=False)
+            self._latest.pop(oldest, None)
 
     @contextlib.asynccontextmanager
     async def _doc_lock(self, doc_id: str) -> AsyncIterator[None]:

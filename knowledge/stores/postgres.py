@@ -36,6 +36,7 @@ _DOC_COLUMNS = (
     "chunk_count, updated_at"
 )
 _CHUNK_COLUMNS = "id, doc_id, version, ordinal, text, heading, title, tenant, source, tags"
+APPLICATION_NAME = "voice-agent-knowledge"  # shows in pg_stat_activity
 
 
 class PostgresStore:
@@ -50,26 +51,43 @@ class PostgresStore:
 
     async def start(self) -> None:
         try:
-            import psycopg
-            from pgvector.psycopg import register_vector_async
+            import pgvector.psycopg  # noqa: F401
+            import psycopg  # noqa: F401
         except ImportError as exc:
             raise StoreError(
                 "the postgres knowledge store needs `pip install voice-agent[postgres]`"
             ) from exc
-        try:
-            first = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL for the knowledge store: {exc}") from exc
-        await self._migrate(first)
+        first = await self._connect(prepare=False)
+        await self._migrate(first)  # creates the vector type the connections register
+        await self._prepare(first)
         self._conns = [first]
         for _ in range(self.pool_size - 1):
-            self._conns.append(await psycopg.AsyncConnection.connect(self.dsn, autocommit=True))
+            self._conns.append(await self._connect())
         for conn in self._conns:
-            await register_vector_async(conn)
-            # Filtered HNSW queries keep scanning until k rows pass the filter (pgvector >= 0.8).
-            with contextlib.suppress(psycopg.Error):
-                await conn.execute("SET hnsw.iterative_scan = relaxed_order")
             self._pool.put_nowait(conn)
+
+    async def _connect(self, prepare: bool = True) -> Any:
+        import psycopg
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.dsn, autocommit=True, application_name=APPLICATION_NAME
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL for the knowledge store: {exc}") from exc
+        if prepare:
+            await self._prepare(conn)
+        return conn
+
+    @staticmethod
+    async def _prepare(conn: Any) -> None:
+        import psycopg
+        from pgvector.psycopg import register_vector_async
+
+        await register_vector_async(conn)
+        # Filtered HNSW queries keep scanning until k rows pass the filter (pgvector >= 0.8).
+        with contextlib.suppress(psycopg.Error):
+            await conn.execute("SET hnsw.iterative_scan = relaxed_order")
 
     async def _migrate(self, conn: Any) -> None:
         async with conn.transaction():
@@ -101,9 +119,29 @@ class PostgresStore:
             raise StoreError("postgres knowledge store is not started; call start() first")
         conn = await self._pool.get()
         try:
+            conn = await self._healthy(conn)
             yield conn
         finally:
             self._pool.put_nowait(conn)
+
+    async def _healthy(self, conn: Any) -> Any:
+        """``conn``, or a new connection in its place if it was dropped (server restart, terminated backend,
+        network). An empty query is one loopback round trip (~0.1 ms) and finds a dead socket before a
+        search or a write fails on it. If the server is still unreachable this raises ``StoreError`` and the
+        dead connection stays pooled, to be replaced on a later use."""
+        try:
+            if not conn.closed:
+                await conn.execute("")
+                return conn
+            reason = "connection closed"
+        except Exception as exc:  # noqa: BLE001 - any failure of the ping means the connection is unusable
+            reason = f"{type(exc).__name__}: {exc}"
+        log.warning("knowledge store: PostgreSQL connection lost (%s); reconnecting", reason.strip())
+        fresh = await self._connect()
+        self._conns[self._conns.index(conn)] = fresh
+        with contextlib.suppress(Exception):
+            await conn.close()
+        return fresh
 
     # --- documents -------------------------------------------------------------------------------------
     async def save_status(self, record: DocumentRecord) -> None:

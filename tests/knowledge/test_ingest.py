@@ -153,3 +153,23 @@ async def test_delete_event_removes_document(kb: KnowledgeBase) -> None:
     await kb.ingestor.submit(DocumentEvent(op="delete", doc_id="gone"))
     await kb.ingestor.wait_idle()
     assert await found(kb, "platypus") == [] and await kb.ingestor.status("gone") is None
+
+
+async def test_latest_version_map_keeps_only_recently_settled_documents(kb: KnowledgeBase) -> None:
+    # Before: one entry per document ever seen, for the life of the process.
+    ingestor = Ingestor(kb.store, kb.embedder, kb.config, remember_settled=3)
+    await ingestor.start()
+    try:
+        for i in range(8):
+            await ingestor.submit(upsert(f"doc-{i}", f"Short note number {i}.", version=10))
+        await ingestor.wait_idle()
+        assert sorted(ingestor._latest) == ["doc-5", "doc-6", "doc-7"]
+        assert not ingestor._in_flight
+        # A late, older event of a forgotten document is still refused, by the store's version check.
+        await ingestor.submit(upsert("doc-0", "Stale revision of note zero.", version=9))
+        await ingestor.wait_idle()
+    finally:
+        await ingestor.close()
+    assert await found(kb, "stale revision") == []
+    record = await kb.ingestor.status("doc-0")
+    assert record is not None and (record.version, record.ready_version) == (10, 10)

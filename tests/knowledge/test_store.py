@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
+import pytest
 
 from knowledge.embeddings.base import Embedder
 from knowledge.stores.base import ChunkRecord, DocumentRecord, KnowledgeStore, SearchFilters
@@ -137,3 +140,35 @@ def test_vector_matrix_add_remove_matches_brute_force() -> None:
     got = matrix.search(q, 10, SearchFilters(tenant="a"))
     assert [i for i, _ in got] == [i for _, i in expected]
     np.testing.assert_allclose([s for _, s in got], [s for s, _ in expected], rtol=1e-5)
+
+
+@pytest.mark.integration
+async def test_postgres_store_reconnects_after_its_connections_are_dropped(
+    postgres_dsn: str, embedder: Embedder
+) -> None:
+    import psycopg
+
+    from knowledge.stores.postgres import APPLICATION_NAME, PostgresStore
+
+    store = PostgresStore(postgres_dsn, dim=384)
+    await store.start()
+    try:
+        await put(store, embedder, "hours", ["The shop opens at nine and closes at six on weekdays."])
+        for round_ in range(1, 3):  # drop every pooled connection, twice: reads and writes must carry on
+            async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as admin:
+                cur = await admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                    (APPLICATION_NAME,),
+                )
+                assert (await cur.fetchone()) == (store.pool_size,)
+            await asyncio.sleep(0.2)  # let the server finish closing them
+            hits = [
+                await store.fulltext_search("when does the shop open", 1, SearchFilters()) for _ in range(2)
+            ]
+            assert all([h.doc_id for h in hit] == ["hours"] for hit in hits)
+            assert await put(
+                store, embedder, "returns", ["Returns are accepted for thirty days."], version=round_
+            )
+            assert (await store.get_document("hours")) is not None
+    finally:
+        await store.close()
