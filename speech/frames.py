@@ -26,7 +26,9 @@ class AudioFrame:
 
     def __post_init__(self) -> None:
         if self.pcm.dtype != np.int16 or self.pcm.ndim != 1:
-            raise ValueError(f"AudioFrame needs 1-D int16 PCM, got {self.pcm.dtype} with shape {self.pcm.shape}")
+            raise ValueError(
+                f"AudioFrame needs 1-D int16 PCM, got {self.pcm.dtype} with shape {self.pcm.shape}"
+            )
         if self.sample_rate <= 0:
             raise ValueError(f"AudioFrame sample_rate must be positive, got {self.sample_rate}")
 

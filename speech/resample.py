@@ -33,6 +33,8 @@ class Resampler:
             raise ValueError(f"Resampler expects {self.src_rate} Hz frames, got {frame.sample_rate} Hz")
         if self.src_rate == self.dst_rate:
             return frame
+        if not len(frame.pcm):  # libswresample fails on an empty frame (ENOMEM), and there is nothing to do
+            return AudioFrame(np.zeros(0, dtype=np.int16), self.dst_rate, frame.timestamp, dict(frame.meta))
         if self._resampler is None:
             self._resampler = av.AudioResampler(format="s16", layout="mono", rate=self.dst_rate)
         av_frame = av.AudioFrame.from_ndarray(frame.pcm.reshape(1, -1), format="s16", layout="mono")

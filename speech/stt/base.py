@@ -21,6 +21,9 @@ class SpeechToText(Protocol):
 
     ``partial=True`` marks an interim guess: a backend may return ``None`` instead of queueing it when its
     workers are busy, so partials never delay a final transcript.
+
+    Input: 1-D float audio in [-1, 1] (int16 PCM is also accepted and scaled); other dtypes or shapes raise
+    ``ValueError``. Empty or digitally silent audio gives an empty text without a model call.
     """
 
     sample_rate: int

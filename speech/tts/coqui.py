@@ -19,6 +19,7 @@ import numpy as np
 from speech.config import TTSConfig
 from speech.errors import BackendUnavailableError, ModelNotFoundError
 from speech.frames import AudioFrame
+from speech.sentences import split_for_speech
 from speech.tts.threaded import synthesize_in_thread
 
 _load_lock = threading.Lock()
@@ -68,6 +69,7 @@ class CoquiTTS:
         return synthesize_in_thread(lambda: self._chunks(text), self.sample_rate, text)
 
     def _chunks(self, text: str) -> Iterator[np.ndarray]:
-        # coqui synthesizes the whole input at once; callers feed it one sentence at a time.
-        wav = np.asarray(self._synth.tts(text), dtype=np.float32)
-        yield (np.clip(wav, -1.0, 1.0) * 32767.0).astype(np.int16)
+        # coqui synthesizes a whole input at once: one piece at a time keeps first audio and memory small.
+        for piece in split_for_speech(text):
+            wav = np.asarray(self._synth.tts(piece), dtype=np.float32)
+            yield (np.clip(wav, -1.0, 1.0) * 32767.0).astype(np.int16)

@@ -36,8 +36,8 @@ class EspeakTTS:
         self._words_per_minute = max(80, int(175 * config.speaker_rate))
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
-        if not text.strip():
-            return
+        if not any(ch.isalnum() for ch in text):
+            return  # nothing to pronounce (see TextToSpeech); espeak-ng would read emoji names aloud
         # Text goes through stdin so that text starting with '-' is never read as an option.
         proc = await asyncio.create_subprocess_exec(
             self._binary,

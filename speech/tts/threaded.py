@@ -8,9 +8,8 @@ calls cannot start more synthesis threads than there are cores.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
@@ -24,48 +23,35 @@ _DONE = object()
 
 
 async def stream_in_thread(make_iter: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
-    """Yield items of ``make_iter()`` produced in a worker thread; stops the worker when the consumer stops.
+    """Yield the items of ``make_iter()``, each produced by one job on the shared pool.
 
-    The hand-over queue is unbounded on purpose: input is one sentence, so its audio is bounded, and a
-    worker never blocks on a consumer that went away.
+    The next item is produced while the consumer handles the current one (one item of read-ahead), so
+    a long text streams with at most two pieces of audio held here, and no pool thread ever waits on a slow
+    or vanished consumer. Stopping the consumer stops production after the item in progress.
     """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    stop = threading.Event()
-
-    def put(item: object) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # loop closed: nobody is listening any more
-            stop.set()
-
-    def work() -> None:
-        try:
-            for item in make_iter():
-                if stop.is_set():
-                    return
-                put(item)
-            put(_DONE)
-        except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            if not stop.is_set():
-                put(exc)
-
-    future = loop.run_in_executor(_POOL, work)
+    iterator = make_iter()
+    job: Future[object] = _POOL.submit(next, iterator, _DONE)
     try:
-        while (item := await queue.get()) is not _DONE:
-            if isinstance(item, Exception):
-                raise item
+        while (item := await asyncio.wrap_future(job)) is not _DONE:
+            job = _POOL.submit(next, iterator, _DONE)  # read-ahead: synthesize the next piece now
             yield item  # type: ignore[misc]
     finally:
-        stop.set()
-        future.cancel()
+        job.cancel()
+        # Close the generator (its cleanup runs) only once no worker is inside it.
+        job.add_done_callback(lambda _job: _close(iterator))
+
+
+def _close(iterator: Iterator[object]) -> None:
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
 
 
 async def synthesize_in_thread(
     make_chunks: Callable[[], Iterator[np.ndarray]], sample_rate: int, text: str
 ) -> AsyncIterator[AudioFrame]:
     """Frames of a blocking synthesizer's int16 chunks, tagged with their text (see ``TextToSpeech``)."""
-    if not text.strip():
-        return
+    if not any(ch.isalnum() for ch in text):
+        return  # nothing to pronounce (see TextToSpeech)
     async for pcm in stream_in_thread(make_chunks):
         yield AudioFrame(pcm, sample_rate, meta={"text": text})

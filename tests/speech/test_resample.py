@@ -47,3 +47,11 @@ def test_frame_keeps_timestamp_and_rejects_wrong_rate() -> None:
     assert out.sample_rate == 16_000 and out.timestamp == 12.5 and out.meta == {"k": 1}
     with pytest.raises(ValueError, match="8000 Hz"):
         r.process(AudioFrame(tone(16_000, 0.02), 16_000))
+
+
+def test_empty_frame_gives_an_empty_frame_and_keeps_the_stream_going() -> None:
+    # Before the fix libswresample raised av.error.MemoryError ("Cannot allocate memory") on 0 samples.
+    resampler = Resampler(48_000, 16_000)
+    out = resampler.process(AudioFrame(np.zeros(0, np.int16), 48_000, 1.5))
+    assert out.samples == 0 and out.sample_rate == 16_000 and out.timestamp == 1.5
+    assert resampler.process(AudioFrame(np.zeros(960, np.int16), 48_000)).samples > 0

@@ -80,3 +80,17 @@ def test_coqui_without_the_library_names_the_package(tmp_path) -> None:  # type:
         create_tts(TTSConfig(backend="coqui", model_dir=str(tmp_path)))
     with pytest.raises(ModelNotFoundError, match="config.json"):
         create_tts(TTSConfig(backend="coqui", model_dir=str(tmp_path / "missing")))
+
+
+async def test_piper_first_audio_is_the_first_phrase_not_the_whole_sentence() -> None:
+    """A 12-word sentence: the first frame is "I found three open slots" (~1.5 s of audio) so it is ready
+    after a fraction of the whole sentence's synthesis time; the rest follows as a second piece."""
+    tts = create_tts(TTSConfig(backend="piper"))
+    frames = [
+        f async for f in tts.synthesize("I found three open slots for you on Monday morning next week.")
+    ]
+    total = sum(f.duration for f in frames)
+    assert len(frames) == 2 and frames[0].duration < 0.6 * total, [f.duration for f in frames]
+    text = await transcribe(frames)
+    for word in ("found", "three", "slots", "monday", "morning", "week"):
+        assert word in text, text
