@@ -22,6 +22,7 @@ from agent.llm.base import LLM, Message
 log = logging.getLogger(__name__)
 
 _MAX_DELAY_MIN = 30 * 24 * 60  # a model's "delay" beyond 30 days is noise, not a plan
+_MAX_PROMPT_CHARS = 160
 
 
 class IntentResult(BaseModel):
@@ -43,7 +44,8 @@ def llm_schema(labels: Sequence[str]) -> dict[str, Any]:
             "label": {"type": "string", "enum": list(labels)},
             "confidence": {"type": "number"},
             "follow_up": {"type": "boolean"},
-            "prompt": {"type": "string"},
+            # Bounded: a tiny model otherwise repeats itself until max_tokens cuts the JSON off.
+            "prompt": {"type": "string", "maxLength": _MAX_PROMPT_CHARS},
             "delay_minutes": {"type": "integer"},
         },
         "required": ["label", "confidence", "follow_up", "prompt", "delay_minutes"],
@@ -129,13 +131,19 @@ def rules_intent(text: str, config: AgentConfig, now: datetime) -> IntentResult:
 
 
 def _prompt(text: str, config: AgentConfig) -> list[Message]:
-    labels = ", ".join(config.intent_labels)
+    labels = "\n".join(
+        f"- {label}: {config.intent_descriptions[label]}"
+        if label in config.intent_descriptions
+        else f"- {label}"
+        for label in config.intent_labels
+    )
     return [
         Message(
             "system",
-            "You analyse customer conversations. Reply with JSON only: label (one of: "
-            f"{labels}), confidence (0 to 1), follow_up (true if the agent should contact the user again), "
-            "prompt (one short friendly sentence the agent says when following up), delay_minutes.",
+            "You analyse customer conversations. Reply with JSON only: label (what the user wanted, one of the "
+            "labels below), confidence (0 to 1), follow_up (true if the agent should contact the user again), "
+            "prompt (one short friendly sentence the agent says when following up), delay_minutes.\n"
+            f"Labels:\n{labels}",
         ),
         Message("user", f"Conversation:\n{text[-3000:]}"),
     ]
@@ -145,7 +153,10 @@ async def _complete(llm: LLM, messages: list[Message], config: AgentConfig) -> s
     parts: list[str] = []
     async with asyncio.timeout(config.llm.timeout_s):
         async for chunk in llm.stream_chat(
-            messages, max_tokens=config.intent_max_tokens, json_schema=llm_schema(config.intent_labels)
+            messages,
+            max_tokens=config.intent_max_tokens,
+            json_schema=llm_schema(config.intent_labels),
+            temperature=config.intent_temperature,
         ):
             parts.append(chunk.text)
     return "".join(parts)

@@ -69,6 +69,8 @@ class LLM(Protocol):
     - ``tool_choice="required"``: the reply must be exactly one tool call (backends constrain the output to a
       JSON tool call with a grammar / ``format=`` schema), for models too small to decide on their own.
     - ``json_schema``: the reply text must be JSON matching this schema (used by intent analysis).
+    - ``temperature``: sampling temperature for this request; None keeps the configured one (intent analysis
+      asks for 0, greedy, so the same conversation gets the same label).
     Raises ``agent.errors.LLMError`` subclasses (unavailable, model not found, timeout).
     """
 
@@ -80,6 +82,7 @@ class LLM(Protocol):
         *,
         tool_choice: ToolChoice = "auto",
         json_schema: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
     ) -> AsyncIterator[LLMChunk]: ...
 
 

@@ -3,7 +3,9 @@
 Generation runs in one dedicated worker thread per loaded model (llama.cpp contexts are not thread safe), so
 the event loop never blocks. Tokens cross to the loop through a bounded ``asyncio.Queue``: a slow consumer
 back-pressures the worker. Cancelling the consumer sets a stop flag that the worker checks before every token,
-and the consumer waits for the worker to let go of the model before its cancellation completes.
+and that llama.cpp's abort callback checks between the nodes of every forward pass, so a cancel also stops
+prompt processing (one ``llama_decode`` of up to 512 prompt tokens) within milliseconds. The consumer waits
+for the worker to let go of the model before its cancellation completes.
 
 Tool calls: SmolLM2-135M does not reliably decide to call a tool, and never emits a well-formed call on its
 own. Two paths, both parsed into ``ToolCall``:
@@ -73,6 +75,12 @@ class LlamaCppLLM:
         self.model_path = path
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
         self._grammars: dict[str, Any] = {}
+        self._active_stop: threading.Event | None = None  # the running generation's stop flag
+        self._abort_callback = (
+            _install_abort_callback(self._llama, self._should_abort)
+            if config.llamacpp.abort_callback
+            else None
+        )
 
     async def stream_chat(
         self,
@@ -82,6 +90,7 @@ class LlamaCppLLM:
         *,
         tool_choice: ToolChoice = "auto",
         json_schema: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
     ) -> AsyncIterator[LLMChunk]:
         """Stream the reply; see ``agent.llm.base.LLM``."""
         forced = bool(tools) and tool_choice == "required"
@@ -92,7 +101,7 @@ class LlamaCppLLM:
         stop = threading.Event()
         kwargs: dict[str, Any] = {
             "max_tokens": max_tokens or self._config.max_tokens,
-            "temperature": self._config.temperature,
+            "temperature": self._config.temperature if temperature is None else temperature,
             "stop": ["<|im_end|>", "</tool_call>"] if not schema else ["<|im_end|>"],
         }
         if schema is not None:
@@ -136,7 +145,9 @@ class LlamaCppLLM:
 
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
-            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            # The grammar emits properties in the schema's order (the model writes "label" before it writes
+            # "confidence"); only the cache key is sorted.
+            self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
         return self._grammars[key]
 
     def _generate(
@@ -147,9 +158,11 @@ class LlamaCppLLM:
         loop: asyncio.AbstractEventLoop,
         stop: threading.Event,
     ) -> None:
-        """Worker thread: runs one generation, checking ``stop`` before every token."""
+        """Worker thread: runs one generation, checking ``stop`` before every token (and, through the abort
+        callback, inside every forward pass)."""
         if stop.is_set():
             return
+        self._active_stop = stop
         try:
             stream: Any = self._llama.create_chat_completion(cast(Any, chat), stream=True, **kwargs)
             for part in stream:
@@ -160,13 +173,32 @@ class LlamaCppLLM:
                     break
             stream.close()  # stops llama-cpp-python's generator (and its sampling) right here
         except Exception as exc:  # handed to the consumer, which raises it as LLMError
+            if stop.is_set():  # llama_decode aborted by our callback: a cancel, not a failure
+                log.debug("llama.cpp generation aborted on cancel: %s", exc)
+                return
             log.exception("llama.cpp generation failed")
             _put(queue, exc, loop, stop)
             return
+        finally:
+            self._active_stop = None
         _put(queue, _SENTINEL_DONE, loop, stop)
+
+    def _should_abort(self, _data: object) -> bool:
+        # Called by llama.cpp between graph nodes on the worker thread (with the GIL: keep it trivial).
+        stop = self._active_stop
+        return stop is not None and stop.is_set()
 
     async def aclose(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
+
+
+def _install_abort_callback(llama: Any, should_abort: Any) -> Any:
+    """Registers ``should_abort`` as the context's ggml abort callback; returns the ctypes object to keep alive."""
+    import llama_cpp
+
+    callback = llama_cpp.ggml_abort_callback(should_abort)
+    llama_cpp.llama_set_abort_callback(llama.ctx, callback, None)
+    return callback
 
 
 def _put(

@@ -53,6 +53,7 @@ class OllamaLLM:
         *,
         tool_choice: ToolChoice = "auto",
         json_schema: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
     ) -> AsyncIterator[LLMChunk]:
         """Stream the reply; see ``agent.llm.base.LLM``."""
         forced = bool(tools) and tool_choice == "required"
@@ -66,6 +67,8 @@ class OllamaLLM:
             "num_predict": max_tokens or self._config.max_tokens,
             **self._config.ollama.options,
         }
+        if temperature is not None:
+            options["temperature"] = temperature
         try:
             stream = await self._client().chat(
                 model=self.model,

@@ -47,6 +47,37 @@ async def test_cancel_mid_stream_stops_within_100ms(llamacpp_llm: Any) -> None:
     assert stats.first_token_s < 2.0
 
 
+async def test_cancel_during_prompt_processing_is_bounded(llamacpp_llm: Any) -> None:
+    """A cancel that lands while llama.cpp is still reading a long prompt (no token yet) stops it within
+    milliseconds: the abort callback is checked inside every forward pass, not only between tokens. Without it
+    the cancel waited for the whole prompt (about 1,800 tokens here, seconds on this machine)."""
+    # A unique start: no prefix of this prompt is in llama-cpp-python's cache from earlier tests.
+    filler = " ".join(f"item {i} is {i * 7 % 13}." for i in range(190))  # ~1,700 tokens; n_ctx is 2,048
+    messages = [Message("user", f"{time.time_ns()} Read this list and sum it: {filler}")]
+    tokens = 0
+
+    async def consume() -> None:
+        nonlocal tokens
+        async for chunk in llamacpp_llm.stream_chat(messages, max_tokens=5):
+            tokens += bool(chunk.text)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)  # the worker is inside prompt processing by now
+    started = time.perf_counter()
+    task.cancel()
+    (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    latency = time.perf_counter() - started
+    assert isinstance(outcome, asyncio.CancelledError), (
+        outcome
+    )  # cancelled, not failed (e.g. prompt too long)
+    print(f"\nllamacpp cancel during prompt processing: {latency * 1000:.0f} ms, tokens before: {tokens}")
+    assert tokens == 0, "the prompt was processed before the cancel; make the prompt longer"
+    assert latency < 0.15, latency
+    # The model is usable at once, and the aborted decode left no stale state behind.
+    stats = await llm_checks.stream_reply(llamacpp_llm, max_tokens=5)
+    assert stats.text.strip() and stats.first_token_s < 2.0
+
+
 async def test_tool_call_round_trip_via_json_grammar(llamacpp_llm: Any) -> None:
     """SmolLM2-135M does not call tools on its own (it answers in prose or writes code); with
     ``tool_choice="required"`` a GBNF grammar from the tool's JSON schema makes it emit a valid call, which
@@ -67,6 +98,24 @@ async def test_json_schema_output_is_valid_json(llamacpp_llm: Any) -> None:
     ):
         text += chunk.text
     assert isinstance(json.loads(text)["city"], str)
+
+
+async def test_json_schema_output_keeps_the_schemas_property_order(llamacpp_llm: Any) -> None:
+    """Regression: the grammar was built from the sorted cache key, so the model wrote "confidence" before
+    "label" and picked the label last, after committing to the other fields."""
+    import json
+
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": ["yes", "no"]}, "confidence": {"type": "number"}},
+        "required": ["label", "confidence"],
+    }
+    text = ""
+    async for chunk in llamacpp_llm.stream_chat(
+        [Message("user", "Is Paris in France? Answer in JSON.")], max_tokens=30, json_schema=schema
+    ):
+        text += chunk.text
+    assert list(json.loads(text)) == ["label", "confidence"], text
 
 
 def test_prompted_tool_call_is_parsed_from_the_stream() -> None:
