@@ -6,6 +6,7 @@ single SQLite file or PostgreSQL database holds everything the scheduler needs t
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -99,5 +100,18 @@ def database_url(url: str) -> str:
 def create_store_engine(url: str) -> Engine:
     """Engine for ``url`` with the scheduler tables created."""
     engine = sa.create_engine(database_url(url), future=True)
-    metadata.create_all(engine)
+    _create_tables(engine)
     return engine
+
+
+def _create_tables(engine: Engine, attempts: int = 3) -> None:
+    # The scheduler and several RTC nodes may start on one database at the same moment: one CREATE TABLE
+    # then fails with "already exists"; on the next pass create_all sees the table and skips it.
+    for attempt in range(1, attempts + 1):
+        try:
+            metadata.create_all(engine)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            if attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from configs.settings import Settings
 from server.health import health_report
@@ -42,6 +42,8 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 DEPS_KEY = web.AppKey("call_deps", CallDeps)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 READY_KEY = web.AppKey("ready", dict)
+MAX_OFFER_BYTES = 64 * 1024  # a browser offer is 2-6 KB; more is a broken or hostile client
+_MAX_COMMAND_BYTES = 64 * 1024  # call-events socket: commands are a few bytes
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -59,10 +61,10 @@ class CallRoutes:
     async def offer(self, request: web.Request) -> web.Response:
         require_call_token(request, self.token)
         try:
-            offer = parse_offer(await request.read())
+            offer = parse_offer(await _read_limited(request, MAX_OFFER_BYTES))
         except SignalingError as exc:
             metrics.SIGNALING_ERRORS.labels(exc.reason).inc()
-            return _error(400, str(exc))
+            return _error(413 if exc.reason == "too_large" else 400, str(exc))
         session = CallSession(self.deps, offer.user_id)
         try:
             answer = await session.accept(offer.description)
@@ -93,7 +95,9 @@ class CallRoutes:
         session = self.deps.registry.get(request.match_info["call_id"])
         if session is None or not isinstance(session, CallSession):
             return _error(404, "no live call with this id")
-        ws = web.WebSocketResponse(heartbeat=20)
+        # Frames between our limit and aiohttp's are closed with 1009 and a reason; beyond it, aiohttp drops
+        # the connection without reading the frame into memory.
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=16 * _MAX_COMMAND_BYTES)
         await ws.prepare(request)
         queue = session.events.subscribe()
         reader = asyncio.create_task(self._read_commands(ws, session))
@@ -109,12 +113,20 @@ class CallRoutes:
         return ws
 
     async def _read_commands(self, ws: web.WebSocketResponse, session: CallSession) -> None:
+        """Commands from the page; anything else is answered with an error event and ignored."""
         async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                continue
-            with contextlib.suppress(ValueError):
-                if json.loads(msg.data).get("type") == "hangup":
-                    await session.close("hangup")
+            if msg.type == WSMsgType.ERROR:  # a frame over aiohttp's hard limit: the connection is dropped
+                log.info("call %s: events socket error: %s", session.call_id, ws.exception())
+                return
+            if len(msg.data or b"") > _MAX_COMMAND_BYTES:
+                reason = f"message over {_MAX_COMMAND_BYTES} bytes; commands are small JSON objects"
+                await ws.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=reason.encode())
+                return
+            command = _parse_command(msg)
+            if isinstance(command, str):
+                await ws.send_str(json.dumps({"type": "error", "error": command}))
+            elif command.get("type") == "hangup":
+                await session.close("hangup")
 
     async def hangup(self, request: web.Request) -> web.Response:
         require_call_token(request, self.token)
@@ -147,6 +159,34 @@ class CallRoutes:
         for call in calls:
             call["live"] = call["call_id"] in live_ids
         return web.json_response({"calls": calls})
+
+
+def _parse_command(msg: Any) -> dict[str, Any] | str:
+    """A page command as a JSON object, or the error message to send back."""
+    if msg.type != WSMsgType.TEXT:
+        return 'binary messages are not accepted; send JSON text such as {"type": "hangup"}'
+    try:
+        command = json.loads(msg.data)
+    except ValueError:
+        return f'message is not JSON ({len(msg.data)} characters); send {{"type": "hangup"}}'
+    if not isinstance(command, dict) or command.get("type") != "hangup":
+        return 'unknown command; the only command is {"type": "hangup"}'
+    return command
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The request body, or ``SignalingError("too_large")`` past ``limit`` bytes (checked before reading
+    when the client sent Content-Length, while streaming otherwise)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise SignalingError(
+            f"request body is {request.content_length} bytes; the limit is {limit}", "too_large"
+        )
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise SignalingError(f"request body exceeds the limit of {limit} bytes", "too_large")
+    return bytes(body)
 
 
 async def _next_event(queue: asyncio.Queue[Any], reader: asyncio.Task[None]) -> Any:
@@ -291,7 +331,7 @@ async def build_deps(
         tts=tts,
         new_conversation=conversation_factory(settings, llm, retriever, callback_scheduler),
         records=CallRecordStore(settings.server.records_db),
-        registry=registry or SessionRegistry(),
+        registry=registry if registry is not None else SessionRegistry(),  # an empty registry is falsy
         conversation_events=(
             ConversationEventPublisher(bus, settings.bus.topic_conversation, settings.server.node_id)
             if bus is not None

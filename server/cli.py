@@ -10,15 +10,15 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from configs.settings import ConfigError, Settings, load_settings
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from server.app import run_server
+    from server.node import run_node
 
-    asyncio.run(run_server(settings))
+    asyncio.run(run_node(settings))
     return 0
 
 
@@ -32,14 +32,19 @@ def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
 def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     from knowledge.cli import ingest_paths
 
-    result = ingest_paths(args.paths, settings.knowledge)
-    return 0 if not getattr(result, "failed", None) else 1
+    records = ingest_paths(args.paths, settings.knowledge)
+    failed = [r for r in records if r.status == "failed"]
+    for record in failed:
+        print(f"failed: {record.doc_id}: {record.error}", file=sys.stderr)
+    print(f"{len(records) - len(failed)} document(s) ready, {len(failed)} failed")
+    return 1 if failed else 0
 
 
 def _search(settings: Settings, args: argparse.Namespace) -> int:
-    from knowledge.cli import search
+    from knowledge.cli import format_hits, search
 
-    search(args.query, settings.knowledge, k=args.k)
+    hits = search(args.query, settings.knowledge, k=args.k, mode=args.mode)
+    print(format_hits(hits) if hits else "no results")
     return 0
 
 
@@ -80,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="search the knowledge base")
     search.add_argument("query")
     search.add_argument("-k", type=int, default=5)
+    search.add_argument("--mode", choices=["hybrid", "vector", "fulltext"], default=None)
     search.set_defaults(func=_search)
     sub.add_parser("doctor", help="check every configured backend").set_defaults(func=_doctor)
     models = sub.add_parser("models", help="show (or install) the model packages")

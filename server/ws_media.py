@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from server.session import CallDeps, CallSession
 from speech.frames import AudioFrame
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 _BIAS = 0x84
 _CLIP = 32635
 _QUEUE_FRAMES = 250  # 5 s of caller audio at 20 ms; a stalled pipeline drops the oldest
+# A 20 ms media message is ~0.2-1 KB. Larger ones are closed with 1009 and a reason; over 4x this, aiohttp
+# drops the connection without reading the frame into memory.
+MAX_MESSAGE_BYTES = 256 * 1024
 
 
 def mulaw_decode(data: bytes) -> np.ndarray:
@@ -92,7 +95,16 @@ class MediaStreamCall:
     async def run(self) -> None:
         try:
             async for msg in self.ws:
+                # ERROR: a frame over aiohttp's hard limit; the connection is already dropped
+                if msg.type == WSMsgType.ERROR:
+                    log.info("media stream: socket error %s; closing", self.ws.exception())
+                    break
+                if len(msg.data or b"") > MAX_MESSAGE_BYTES:
+                    reason = f"message over {MAX_MESSAGE_BYTES} bytes; send audio in chunks of about 20 ms"
+                    await self.ws.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=reason.encode())
+                    break
                 if msg.type != WSMsgType.TEXT:
+                    await self._error("binary frames are not accepted; send JSON text messages")
                     continue
                 if not await self._handle(msg.data):
                     break
@@ -106,13 +118,20 @@ class MediaStreamCall:
             message = json.loads(text)
             event = message.get("event")
         except (ValueError, AttributeError):
-            await self.ws.send_json({"event": "error", "error": "messages must be JSON objects with 'event'"})
+            await self._error("messages must be JSON objects with 'event'")
             return True
         if event == "start" and self.session is None:
-            return await self._start(message.get("start") or {})
+            start = message.get("start") or {}
+            if not isinstance(start, dict):
+                await self._error("'start' must be an object with 'streamSid' and 'mediaFormat'")
+                return False
+            return await self._start(start)
         if event == "media" and self.session is not None:
-            payload = (message.get("media") or {}).get("payload", "")
-            pcm = self.format.decode(payload)
+            try:
+                pcm = self.format.decode((message.get("media") or {}).get("payload", ""))
+            except (ValueError, TypeError, AttributeError) as exc:  # binascii.Error is a ValueError
+                await self._error(f"'media.payload' must be base64 {self.format.encoding} audio ({exc})")
+                return True
             if len(pcm):
                 rate = self.format.sample_rate
                 self._push(AudioFrame(pcm, rate, time.monotonic() - len(pcm) / rate))
@@ -129,6 +148,9 @@ class MediaStreamCall:
             await self.ws.send_json({"event": "error", "error": str(exc)})
             return False
         params = start.get("customParameters") or {}
+        if not isinstance(params, dict):
+            await self._error("'start.customParameters' must be an object")
+            return False
         self.stream_sid = str(start.get("streamSid", ""))
         session = self.session = CallSession(self.deps, params.get("user_id") or None)
         session.start()
@@ -138,6 +160,11 @@ class MediaStreamCall:
         session.spawn(self._send_clears(session), "media-clear")
         session.connected()
         return True
+
+    async def _error(self, message: str) -> None:
+        log.info("media stream %s: %s", self.stream_sid or "(not started)", message)
+        with contextlib.suppress(ConnectionResetError):
+            await self.ws.send_json({"event": "error", "error": message})
 
     def _push(self, frame: AudioFrame | None) -> None:
         if self._inbound.full():
@@ -174,7 +201,7 @@ def media_stream_handler(deps: CallDeps, call_token: str | None) -> Any:
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         require_call_token(request, call_token)
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4 * MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         await MediaStreamCall(ws, deps).run()
         await ws.close()

@@ -55,3 +55,18 @@ def test_bad_config_fails_at_start_naming_the_key(value: str) -> None:
     out = _cli("doctor", env={"VOICE_AGENT__SERVER__PORT": value})
     assert out.returncode == 2
     assert "server.port" in out.stderr
+
+
+def test_ingest_then_search_from_the_command_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "parking.txt").write_text("Parking is free for patients in the blue garage behind the clinic.\n")
+    (docs / "hours.md").write_text("# Opening hours\n\nThe clinic is open from 8 am to 6 pm on weekdays.\n")
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    env = {"VOICE_AGENT__KNOWLEDGE__EMBEDDED_PATH": str(tmp_path / "k.sqlite3")}
+    out = _cli("--log-level", "WARNING", "ingest", str(docs), env=env)
+    assert out.returncode == 1, out.stdout + out.stderr  # the broken PDF fails, the others are ready
+    assert "2 document(s) ready, 1 failed" in out.stdout and "broken.pdf" in out.stderr
+    found = _cli("--log-level", "WARNING", "search", "where can I park my car", "-k", "1", env=env)
+    assert found.returncode == 0, found.stderr
+    assert "blue garage" in found.stdout
