@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -92,6 +93,12 @@ async def run(base_url: str, calls: int, turns: int, reply_quiet_s: float) -> di
         "latency_s_max": round(max(latencies), 3),
         "missed_replies": missed,
         "apologies": apologies,
+        # per turn: caller-side latency and the server's stage times, to spot turns hit by outside load
+        "per_turn": [
+            {"latency_s": t["latency_s"] and round(t["latency_s"], 3), "stages": s.get("stages", {})}
+            for r in results
+            for t, s in zip(r["turns"], r["record"].get("turns", []), strict=False)
+        ],
         # cumulative: seconds after the end of caller speech, median over turns (server clock)
         "stages_s_p50": {s: round(statistics.median(v), 3) for s, v in stages.items() if v},
         "stages_s_p95": {s: round(percentile(v, 95), 3) for s, v in stages.items() if v},
@@ -113,6 +120,7 @@ def main() -> int:
     turns = args.turns or math.ceil(20 / args.calls)
     server = None
     started = time.monotonic()
+    load_before = os.getloadavg()
     try:
         if args.base_url:
             base_url = args.base_url
@@ -126,10 +134,16 @@ def main() -> int:
         if server is not None:
             server.stop()
     summary["wall_s"] = round(time.monotonic() - started, 1)
+    # The machine may be shared: without the load average the figures cannot be compared between runs.
+    summary["loadavg_1m_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
+    summary["cpus"] = os.cpu_count()
     print(
         f"p50 {summary['latency_s_p50']:.3f} s, p95 {summary['latency_s_p95']:.3f} s over {summary['turns']} turns"
     )
     print("stage medians (s after end of speech):", summary.get("stages_s_p50"))
+    print(
+        f"load average (1 min) before/after: {summary['loadavg_1m_before_after']} on {summary['cpus']} CPUs"
+    )
     print(json.dumps(summary))
     return 0
 
