@@ -108,6 +108,14 @@ class MessageBus(Protocol):
         ...
 
 
+def check_open(closed: bool, action: str, topic: str, body: bytes | None = None) -> None:
+    """The argument checks every backend makes before publishing or subscribing, with one wording."""
+    if closed:
+        raise BusClosedError(f"{action} {topic!r} after close()")
+    if body is not None and not body:
+        raise ValueError(f"{action} {topic!r}: empty body")
+
+
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     """Delay before delivery ``attempt + 1`` after delivery ``attempt`` failed."""
     return float(min(max_s, base_s * (2 ** max(0, attempt - 1))))

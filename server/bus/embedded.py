@@ -17,11 +17,11 @@ from collections import defaultdict, deque
 from dataclasses import replace
 
 from server.bus.base import (
-    BusClosedError,
     Handler,
     Message,
     Subscription,
     backoff_s,
+    check_open,
     dead_letter_properties,
     dead_letter_topic,
     run_handler,
@@ -149,10 +149,7 @@ class EmbeddedBus:
         tag: str | None = None,
         properties: dict[str, str] | None = None,
     ) -> str:
-        if self.closed:
-            raise BusClosedError(f"publish to {topic!r} after close()")
-        if not body:
-            raise ValueError(f"publish to {topic!r}: empty body")
+        check_open(self.closed, "publish to", topic, body)
         message = Message(
             topic=topic,
             body=bytes(body),
@@ -172,8 +169,7 @@ class EmbeddedBus:
         return message.message_id
 
     def subscribe(self, topic: str, group: str, handler: Handler, tag: str | None = None) -> Subscription:
-        if self.closed:
-            raise BusClosedError(f"subscribe to {topic!r} after close()")
+        check_open(self.closed, "subscribe to", topic)
         sub = Subscription(topic, group, handler, tag)
         consumer = self._consumers.get((topic, group))
         if consumer is None:

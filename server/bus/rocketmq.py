@@ -31,6 +31,7 @@ from server.bus.base import (
     PublishError,
     Subscription,
     backoff_s,
+    check_open,
     dead_letter_properties,
     dead_letter_topic,
     run_handler,
@@ -349,10 +350,7 @@ class RocketMQBus:
         tag: str | None = None,
         properties: dict[str, str] | None = None,
     ) -> str:
-        if self.closed:
-            raise BusClosedError(f"publish to {topic!r} after close()")
-        if not body:
-            raise ValueError(f"publish to {topic!r}: empty body")
+        check_open(self.closed, "publish to", topic, body)
         msg = RmqMessage()
         msg.topic = topic
         msg.body = bytes(body)
@@ -382,8 +380,7 @@ class RocketMQBus:
                 delay = min(2.0, delay * 2)
 
     def subscribe(self, topic: str, group: str, handler: Handler, tag: str | None = None) -> Subscription:
-        if self.closed:
-            raise BusClosedError(f"subscribe to {topic!r} after close()")
+        check_open(self.closed, "subscribe to", topic)
         sub = Subscription(topic, group, handler, tag)
         consumer = self._consumers.setdefault((topic, group), _GroupConsumer(self, topic, group))
         consumer.subscriptions.append(sub)

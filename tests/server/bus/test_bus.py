@@ -183,3 +183,19 @@ async def test_handler_slower_than_invisible_duration_is_not_redelivered(bus_fac
     await wait_until(lambda: len(attempts) == 1, 30, "the delivery")
     await asyncio.sleep(8)
     assert attempts == [1]
+
+
+async def test_empty_body_and_use_after_close_are_refused(bus_factory, bus_topic) -> None:
+    import pytest
+
+    from server.bus.base import BusClosedError
+
+    bus = bus_factory()
+    await bus.start()
+    with pytest.raises(ValueError, match="empty body"):
+        await bus.publish(bus_topic, b"")
+    await bus.close()
+    with pytest.raises(BusClosedError, match="after close"):
+        await bus.publish(bus_topic, b"{}")
+    with pytest.raises(BusClosedError, match="after close"):
+        bus.subscribe(bus_topic, unique("g"), lambda m: asyncio.sleep(0))
