@@ -27,9 +27,9 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from configs.settings import Settings
-from server.health import health_report
 from server import metrics
-from server.auth import request_token, require_call_token, token_matches
+from server.auth import admin_only, request_token, require_call_token, token_matches
+from server.health import health_report
 from server.records import CallRecordStore, ConversationEventPublisher
 from server.registry import SessionRegistry
 from server.session import CallDeps, CallSession
@@ -227,7 +227,7 @@ def create_app(
     ready: bool = True,
 ) -> web.Application:
     """The aiohttp application. ``extra_routes``: e.g. ``server.admin.admin_routes(AdminDeps(...))`` or
-    ``knowledge_routes(kb)``; the admin dashboard page is mounted automatically when importable."""
+    ``knowledge_routes(kb, admin_token)``; the admin dashboard page is mounted automatically when importable."""
     app = web.Application(client_max_size=1 << 20)
     app[SETTINGS_KEY] = settings
     app[DEPS_KEY] = deps
@@ -293,10 +293,11 @@ async def start_knowledge(settings: Settings) -> Any:
         return None
 
 
-def knowledge_routes(kb: Any) -> list[web.AbstractRouteDef]:
+def knowledge_routes(kb: Any, admin_token: str) -> list[web.AbstractRouteDef]:
+    """The knowledge document API (upload, status, list, delete), behind the admin token."""
     from knowledge.sources.upload import upload_routes
 
-    return list(upload_routes(kb.ingestor, kb.config))
+    return list(admin_only(upload_routes(kb.ingestor, kb.config), admin_token))
 
 
 async def build_deps(
@@ -401,7 +402,7 @@ async def run_server(
     Starts the knowledge base when ``ServerConfig.rag`` is on and ``deps`` is not given (its upload routes
     are mounted too); with ``deps`` the caller owns the knowledge base (see ``server.node``)."""
     kb = await start_knowledge(settings) if settings.server.rag and deps is None else None
-    routes = [*extra_routes, *(knowledge_routes(kb) if kb is not None else [])]
+    routes = [*extra_routes, *(knowledge_routes(kb, settings.server.admin_token) if kb is not None else [])]
     if deps is None:
         deps = await build_deps(settings, retriever=kb.retriever if kb is not None else None)
     app = create_app(settings, deps, extra_routes=routes)

@@ -1,4 +1,4 @@
-"""Bearer-token check for the call endpoints (``ServerConfig.call_token``).
+"""Bearer-token checks: call endpoints (``ServerConfig.call_token``) and admin-only routes.
 
 The token may come as ``Authorization: Bearer <token>`` or, for WebSockets and the page's first load where
 browsers cannot set headers, as ``?token=<token>``.
@@ -7,8 +7,11 @@ browsers cannot set headers, as ``?token=<token>``.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def request_token(request: web.Request) -> str | None:
@@ -32,3 +35,27 @@ def require_call_token(request: web.Request, expected: str | None) -> None:
             text='{"error": "call token missing or wrong: send Authorization: Bearer <token> or ?token="}',
             content_type="application/json",
         )
+
+
+def admin_only(routes: list[web.RouteDef], admin_token: str) -> list[web.RouteDef]:
+    """The same routes, refusing (401) any request without ``Authorization: Bearer <admin_token>``.
+
+    Used for routes other packages define without knowing our auth (the knowledge upload API). An empty
+    admin token refuses everyone rather than opening the routes."""
+
+    def guard(handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            header = request.headers.get("Authorization", "")
+            given = header[7:].strip() if header.lower().startswith("bearer ") else None
+            if not admin_token or not token_matches(admin_token, given):
+                return web.json_response(
+                    {
+                        "error": "admin token missing or wrong: send Authorization: Bearer <server.admin_token>"
+                    },
+                    status=401,
+                )
+            return await handler(request)
+
+        return guarded
+
+    return [web.RouteDef(r.method, r.path, guard(r.handler), r.kwargs) for r in routes]

@@ -116,7 +116,10 @@ class VoiceNode:
             )
         await self.bus.start()
         await _wait_ready(subscriptions)
-        routes = [*self._admin_routes(), *(knowledge_routes(kb) if kb is not None else [])]
+        routes = [
+            *self._admin_routes(),
+            *(knowledge_routes(kb, self.settings.server.admin_token) if kb is not None else []),
+        ]
         await self._serve(routes)
 
     async def _start_knowledge(self) -> Any:
