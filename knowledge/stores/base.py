@@ -33,6 +33,22 @@ class DocumentRecord:
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def status_row(self, tags: Any) -> tuple[Any, ...]:
+        """Values of the status upsert both stores run, in column order; ``tags`` as the driver stores them."""
+        return (
+            self.doc_id,
+            self.tenant,
+            self.source,
+            tags,
+            self.title,
+            self.content_type,
+            self.version,
+            self.status,
+            self.error,
+            self.attempts,
+            self.updated_at,
+        )
+
 
 @dataclass(frozen=True)
 class ChunkRecord:

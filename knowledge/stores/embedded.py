@@ -188,19 +188,7 @@ class EmbeddedStore:
             "version = excluded.version, status = excluded.status, error = excluded.error, "
             "attempts = excluded.attempts, updated_at = excluded.updated_at "
             "WHERE excluded.version >= documents.version",
-            (
-                r.doc_id,
-                r.tenant,
-                r.source,
-                json.dumps(r.tags),
-                r.title,
-                r.content_type,
-                r.version,
-                r.status,
-                r.error,
-                r.attempts,
-                r.updated_at,
-            ),
+            r.status_row(json.dumps(r.tags)),
         )
 
     async def get_document(self, doc_id: str) -> DocumentRecord | None:

@@ -157,19 +157,7 @@ class PostgresStore:
             "version = excluded.version, status = excluded.status, error = excluded.error, "
             "attempts = excluded.attempts, updated_at = excluded.updated_at "
             "WHERE excluded.version >= knowledge_documents.version",
-            (
-                r.doc_id,
-                r.tenant,
-                r.source,
-                list(r.tags),
-                r.title,
-                r.content_type,
-                r.version,
-                r.status,
-                r.error,
-                r.attempts,
-                r.updated_at,
-            ),
+            r.status_row(list(r.tags)),
         )
 
     async def get_document(self, doc_id: str) -> DocumentRecord | None:

@@ -67,7 +67,6 @@ def test_coqui_without_model_dir_says_what_is_missing() -> None:
 
 
 def test_coqui_without_the_library_names_the_package(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("numpy")
     try:
         import TTS  # type: ignore[import-not-found]  # noqa: F401
 
