@@ -3,7 +3,9 @@
 Starts ``voice-agent serve`` (embedded defaults: Whisper tiny.en, SmolLM2 on llama.cpp, Piper) in a child
 process, then places ``--calls`` concurrent WebRTC calls from this process with aiortc. Each call waits for
 the greeting, then speaks questions (synthesized with Piper) and measures, per turn, the time from the last
-speech sample sent to the first voiced reply frame received. The per-stage breakdown comes from the server's
+speech sample sent to the first voiced reply frame received (after a 2-frame receive buffer, what Chromium's
+adaptive jitter buffer holds on loopback per its getStats(); ``--receive-buffer-frames 4`` is aiortc's
+default). The per-stage breakdown comes from the server's
 call records. The last line of output is JSON:
   {"calls", "turns", "latency_s_p50", "latency_s_p95", "stages_s_p50", ...}
 
@@ -48,9 +50,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def one_call(
-    base_url: str, index: int, turns: int, speech: list[np.ndarray], reply_quiet_s: float
+    base_url: str, index: int, turns: int, speech: list[np.ndarray], reply_quiet_s: float, buffer_frames: int
 ) -> dict[str, Any]:
-    caller = RTCCaller(base_url, user_id=f"bench-{index}")
+    caller = RTCCaller(base_url, user_id=f"bench-{index}", receive_buffer_frames=buffer_frames)
     measured: list[dict[str, Any]] = []
     try:
         await caller.connect()
@@ -73,10 +75,12 @@ async def one_call(
     return {"call_id": caller.call_id, "turns": measured, "record": record}
 
 
-async def run(base_url: str, calls: int, turns: int, reply_quiet_s: float) -> dict[str, Any]:
+async def run(
+    base_url: str, calls: int, turns: int, reply_quiet_s: float, buffer_frames: int
+) -> dict[str, Any]:
     speech = [await synthesize_speech(q) for q in QUESTIONS]
     results = await asyncio.gather(
-        *(one_call(base_url, i, turns, speech, reply_quiet_s) for i in range(calls))
+        *(one_call(base_url, i, turns, speech, reply_quiet_s, buffer_frames) for i in range(calls))
     )
     latencies = [t["latency_s"] for r in results for t in r["turns"] if t["latency_s"] is not None]
     missed = sum(1 for r in results for t in r["turns"] if t["latency_s"] is None)
@@ -92,6 +96,7 @@ async def run(base_url: str, calls: int, turns: int, reply_quiet_s: float) -> di
         "latency_s_p95": round(percentile(latencies, 95), 3),
         "latency_s_max": round(max(latencies), 3),
         "missed_replies": missed,
+        "receive_buffer_frames": buffer_frames,
         "apologies": apologies,
         # per turn: caller-side latency and the server's stage times, to spot turns hit by outside load
         "per_turn": [
@@ -115,6 +120,12 @@ def main() -> int:
     )
     parser.add_argument("--base-url", help="use a running server instead of starting one")
     parser.add_argument("--reply-quiet", type=float, default=1.2, help="silence that ends a reply (s)")
+    parser.add_argument(
+        "--receive-buffer-frames",
+        type=int,
+        default=2,
+        help="caller's receive buffer, 20 ms frames (default 2)",
+    )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (repeatable)")
     args = parser.parse_args()
     turns = args.turns or math.ceil(20 / args.calls)
@@ -129,7 +140,7 @@ def main() -> int:
             server = ServerProcess(Path(tempfile.mkdtemp(prefix="voice-latency-")), env).start()
             base_url = server.base_url
             print(f"server on {base_url} (log: {server.log_path})", flush=True)
-        summary = asyncio.run(run(base_url, args.calls, turns, args.reply_quiet))
+        summary = asyncio.run(run(base_url, args.calls, turns, args.reply_quiet, args.receive_buffer_frames))
     finally:
         if server is not None:
             server.stop()

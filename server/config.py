@@ -22,6 +22,8 @@ class CallConfig(BaseModel):
     max_call_seconds: int = Field(3600, ge=10)
     ice_gather_timeout_s: float = Field(5.0, gt=0)
     connect_timeout_s: float = Field(30.0, gt=0)  # answered but ICE/DTLS never connected -> end the call
+    # Caller audio frames held for reordering before VAD sees them (aiortc's default: 4 = 80 ms of delay).
+    receive_buffer_frames: int = Field(1, ge=1, le=8)
 
 
 class ServerConfig(BaseModel):
@@ -61,4 +63,3 @@ class BusConfig(BaseModel):
     handler_concurrency: int = Field(default=16, ge=1)  # handlers running at once per subscription
     close_timeout_s: float = Field(default=10.0, ge=0)
     proactive_ledger: str = "data/proactive_ledger.sqlite3"  # SQLite path of the proactive delivery ledger
-

@@ -11,9 +11,9 @@ import shutil
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from configs.settings import Settings
 from server.provision import MODEL_PACKAGES, ModelMissing

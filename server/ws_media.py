@@ -152,7 +152,9 @@ class MediaStreamCall:
             await self._error("'start.customParameters' must be an object")
             return False
         self.stream_sid = str(start.get("streamSid", ""))
-        session = self.session = CallSession(self.deps, params.get("user_id") or None)
+        session = self.session = CallSession(
+            self.deps, params.get("user_id") or None, output_rate=self.format.sample_rate
+        )
         session.start()
         await self.ws.send_json({"event": "start", "callId": session.call_id, "streamSid": self.stream_sid})
         session.listen(self._caller_frames())

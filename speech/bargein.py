@@ -1,9 +1,14 @@
 """Barge-in: decides whether caller speech during playback is a real interruption or a click/cough.
 
-At the first voiced VAD chunk while the agent talks, playback is paused (the agent goes quiet within one
-32 ms chunk); only after ``min_speech_ms`` of voiced audio is it interrupted for good. If the voice stops
-first (a click, a cough, a short "mm"), playback resumes where it paused, so a false trigger loses no
-audio. With ``pause_on_speech=False`` the agent keeps talking during the guard instead.
+While the agent talks, playback is paused (the agent goes quiet within one 32 ms chunk) at the first chunk
+that is voiced (VAD threshold) or a fresh onset after quiet (the lower ``pause_threshold``: through Opus, the
+"St" of "Stop" scores 0.1-0.3 for ~100 ms before the vowel crosses 0.5). Only after ``min_speech_ms`` of
+voiced audio is the reply interrupted for good. If no voiced chunk comes for ``false_trigger_gap_ms`` (a
+click, a cough, a short "mm"), playback resumes where it paused, so a false trigger loses no audio. With
+``pause_on_speech=False`` the agent keeps talking during the guard instead.
+
+The low threshold applies only to an onset after ``_QUIET_BEFORE_ONSET`` of quiet, so steady background
+noise scoring between the two thresholds cannot keep pausing the agent; it then needs a voiced chunk.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from speech.playback import PlaybackController
 from speech.vad import VadChunk
 
 log = logging.getLogger(__name__)
+
+_QUIET_BEFORE_ONSET = 0.3  # seconds below pause_threshold before a weak chunk counts as an onset
 
 
 class BargeInDetector:
@@ -41,21 +48,33 @@ class BargeInDetector:
         self._voiced = 0.0  # voiced seconds of the current candidate
         self._silence = 0.0  # silence since its last voiced chunk
         self._candidate = False
+        self._quiet = 0.0  # seconds of consecutive chunks below pause_threshold
 
     def on_vad(self, chunk: VadChunk) -> None:
-        if chunk.probability >= self.threshold:
-            self._on_voiced(chunk)
-        elif self._candidate:
-            self._on_silent(chunk)
+        voiced = chunk.probability >= self.threshold
+        if not self._candidate and (voiced or self._fresh_onset(chunk)):
+            self._start_candidate()
+        if self._candidate:
+            if voiced:
+                self._on_voiced(chunk)
+            else:
+                self._on_silent(chunk)
+        weak = chunk.probability < min(self.config.pause_threshold, self.threshold)
+        self._quiet = self._quiet + chunk.duration if weak else 0.0
+
+    def _fresh_onset(self, chunk: VadChunk) -> bool:
+        return chunk.probability >= self.config.pause_threshold and self._quiet >= _QUIET_BEFORE_ONSET
+
+    def _start_candidate(self) -> None:
+        if not self.playback.has_audio:
+            return  # the agent is quiet: this is an ordinary turn, not a barge-in
+        self._candidate = True
+        self._voiced = 0.0
+        self._silence = 0.0
+        if self.config.pause_on_speech:
+            self.playback.pause()
 
     def _on_voiced(self, chunk: VadChunk) -> None:
-        if not self._candidate:
-            if not self.playback.has_audio:
-                return  # the agent is quiet: this is an ordinary turn, not a barge-in
-            self._candidate = True
-            self._voiced = 0.0
-            if self.config.pause_on_speech:
-                self.playback.pause()
         self._silence = 0.0
         self._voiced += chunk.duration
         if self._voiced >= self.config.min_speech_ms / 1000 - 1e-9:

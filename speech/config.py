@@ -35,6 +35,11 @@ class BargeInConfig(BaseModel):
     min_speech_ms: int = Field(default=200, ge=0)
     # Silence the agent at the first voiced chunk while the guard runs; resume if it was a click or cough.
     pause_on_speech: bool = True
+    # VAD probability at which playback pauses (provisionally). Far below the VAD threshold on purpose:
+    # after Opus, a fricative onset ("Stop", "Sorry") scores 0.1-0.3 for up to 200 ms before the vowel
+    # crosses 0.5, while quiet and line noise score under 0.05. Confirmation still needs min_speech_ms at
+    # the VAD threshold, and only an onset after quiet counts (see speech/bargein.py).
+    pause_threshold: float = Field(default=0.1, gt=0.0, le=1.0)
     # Gap in caller speech after which an unconfirmed barge-in counts as a false trigger.
     false_trigger_gap_ms: int = Field(default=150, ge=0)
 

@@ -55,7 +55,7 @@ def test_postgres_stores_and_queries_nearest_vectors(postgres_dsn: str) -> None:
             "SELECT name FROM smoke_items ORDER BY embedding <-> '[0.1,0.9,0.1]' LIMIT 2"
         ).fetchall()
         conn.execute("DROP TABLE smoke_items")
-    assert [r[0] for r in rows][0] == "y"
+    assert rows[0][0] == "y"
 
 
 def test_chromium_loads_a_page_and_reads_its_title(chromium: Any) -> None:

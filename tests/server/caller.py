@@ -20,7 +20,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from server.tracks import PacedAudioTrack, to_mono_int16
+from server.tracks import PacedAudioTrack, set_audio_receive_buffer, to_mono_int16
 from speech.frames import AudioFrame
 from speech.resample import Resampler
 
@@ -30,8 +30,19 @@ VOICE_RMS = 300.0  # int16 RMS above which a received 20 ms frame counts as agen
 
 
 class RTCCaller:
-    def __init__(self, base_url: str, *, user_id: str | None = None, token: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user_id: str | None = None,
+        token: str | None = None,
+        receive_buffer_frames: int | None = None,
+    ) -> None:
+        """``receive_buffer_frames``: depth of the buffer the agent's audio waits in before it counts as
+        heard; None keeps aiortc's (4 frames, 80 ms), which is deeper than a browser's adaptive buffer on a
+        clean loopback (Chromium reports 20-40 ms of jitter-buffer delay there)."""
         self.base_url = base_url.rstrip("/")
+        self.receive_buffer_frames = receive_buffer_frames
         self.user_id = user_id
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.pc = RTCPeerConnection()
@@ -42,6 +53,8 @@ class RTCCaller:
         self._pending = np.zeros(0, np.int16)
         self._sent_all = asyncio.Event()
         self._sent_at = 0.0
+        self._starting = False
+        self.said_from = 0.0  # monotonic time the first sample of the last ``say()`` went to the encoder
         self._tasks: list[asyncio.Task[Any]] = []
         self._http: aiohttp.ClientSession | None = None
 
@@ -59,6 +72,8 @@ class RTCCaller:
                 raise RuntimeError(f"offer rejected ({resp.status}): {answer}")
         self.call_id = answer["call_id"]
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        if self.receive_buffer_frames is not None:
+            set_audio_receive_buffer(self.pc, self.receive_buffer_frames)
         self._tasks.append(asyncio.create_task(self._follow_events()))
         return self.call_id
 
@@ -66,6 +81,7 @@ class RTCCaller:
         """Send speech (48 kHz int16, trimmed); returns the monotonic time its last sample was sent."""
         self._sent_all.clear()
         self._pending = pcm48k.astype(np.int16)
+        self._starting = True
         await self._sent_all.wait()
         return self._sent_at
 
@@ -89,6 +105,30 @@ class RTCCaller:
                 return
             await asyncio.sleep(0.02)
         raise TimeoutError(f"the agent did not go quiet within {timeout:.0f} s")
+
+    def silence_heard_from(self, after: float, hold_s: float = 0.1, window_s: float = 0.0025) -> float:
+        """When the caller starts hearing a silence of at least ``hold_s``, after ``after``.
+
+        A received frame starts playing when the receive buffer releases it (its arrival time here), so its
+        sample n is heard ``n / RATE`` later; scanning 2.5 ms windows instead of whole 20 ms frames places
+        the cut where it is in the audio, not at the next frame boundary.
+        """
+        frames = [(a, pcm) for a, _, pcm in self.received if a >= after]
+        win = max(1, int(window_s * RATE))
+        times: list[float] = []
+        loud: list[bool] = []
+        for arrival, pcm in frames:
+            for start in range(0, len(pcm) - win + 1, win):
+                chunk = pcm[start : start + win].astype(np.float64)
+                times.append(arrival + start / RATE)
+                loud.append(float(np.sqrt(np.mean(chunk**2))) > VOICE_RMS)
+        need = max(1, round(hold_s / window_s))
+        run = 0
+        for i, is_loud in enumerate(loud):
+            run = 0 if is_loud else run + 1
+            if run >= need:
+                return times[i - need + 1]
+        raise AssertionError("the agent never went quiet")
 
     def audio_since(self, t: float) -> np.ndarray:
         chunks = [pcm for a, _, pcm in self.received if a >= t - 0.02]
@@ -119,6 +159,9 @@ class RTCCaller:
         if len(self._pending) == 0:
             return AudioFrame(np.zeros(FRAME, np.int16), RATE)
         chunk, self._pending = self._pending[:FRAME], self._pending[FRAME:]
+        if self._starting:  # stamped when sent, not computed back from the end: pacing may lag under load
+            self._starting = False
+            self.said_from = time.monotonic()
         if len(self._pending) == 0:
             self._sent_at = time.monotonic() + len(chunk) / RATE  # the chunk's last sample
             self._sent_all.set()

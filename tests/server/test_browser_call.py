@@ -96,7 +96,14 @@ def test_browser_call_hears_the_answer(server: ServerProcess, chromium: Any, tmp
     with chromium.launch(mic) as browser:
         call_id, agent_lines, user_lines, recorded = _call(browser, server.base_url, console)
     assert recorded, f"the page recorded no audio; console: {console[-10:]}"
-    record = _get(f"{server.base_url}/api/calls/{call_id}")
+    assert_heard_the_answer(server.base_url, call_id, agent_lines, user_lines, recorded, "Chromium")
+
+
+def assert_heard_the_answer(
+    base_url: str, call_id: str, agent_lines: list[str], user_lines: list[str], recorded: str, browser: str
+) -> None:
+    """The server heard the question, the page shows the reply, and the page's recording says it."""
+    record = _get(f"{base_url}/api/calls/{call_id}")
     turn = record["turns"][0]
     assert word_recall(QUESTION, turn["user_text"]) >= 0.8, turn
     assert user_lines and word_recall(QUESTION, user_lines[0]) >= 0.8, user_lines
@@ -114,8 +121,8 @@ def test_browser_call_hears_the_answer(server: ServerProcess, chromium: Any, tmp
     heard = _run(transcribe(pcm[-30 * RATE :]))
     reply_words = set(words(reply))
     heard_reply = [w for w in words(heard) if w in reply_words]
-    print(f"\npage heard {heard!r}; agent said {reply!r}; latency {turn['stages']}")
-    assert len(heard_reply) >= min(3, len(reply_words)), f"page heard {heard!r}; agent said {reply!r}"
+    print(f"\n{browser} heard {heard!r}; agent said {reply!r}; latency {turn['stages']}")
+    assert len(heard_reply) >= min(3, len(reply_words)), f"{browser} heard {heard!r}; agent said {reply!r}"
 
 
 def test_call_through_turn_relay(server: ServerProcess, chromium: Any, tmp_path: Path) -> None:

@@ -87,57 +87,79 @@ async def _server(settings: Settings, deps: Any) -> TestServer:
     return server
 
 
-async def test_barge_in_silences_the_agent_within_one_frame_of_voice_detection(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Three delays, all measured on the server's clock, ending when the outbound track takes a silent frame
-    instead of agent speech:
+# Interruptions starting with fricatives ("Stop", "Sorry": weak VAD onsets), a glide, a vowel and an /h/.
+BARGE_INS = [
+    "Sorry, can I ask you something?",
+    "Hold on, that is not what I asked.",
+    "Stop, I have a question about my order please.",
+    "Wait, I have a question about my order.",
+    "Excuse me, one question about my order.",
+]
+CHROMIUM_BUFFER_FRAMES = 2  # Chromium's getStats() jitterBufferDelay on this loopback: 42-45 ms per frame
 
-    - from Silero's first voiced chunk: <= 50 ms (one 20 ms track slot plus scheduling on a busy box);
-    - from the acoustic onset (the first caller frame with energy reaching the session, after the network
-      and aiortc's jitter buffer): <= 220 ms. On "Stop, ..." Silero stays below 0.5 through the unvoiced
-      "St" and crosses it at the vowel, ~130-160 ms after the energy starts; that recognition time is the
-      VAD's, the rest is the server's;
-    - the caller's own view (adding Opus and both jitter buffers): < 0.5 s (``test_session.py``: 0.4 s)."""
+
+async def _barge_in_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> dict[str, float]:
+    """One call: the agent greets (3.6 s tone), the caller speaks ``text`` 0.8 s into it. Returns delays in s."""
     audio = ServerSideAudio(monkeypatch)
     settings = Settings()
-    settings.agent.greeting = LONG_GREETING  # 3.6 s of FakeTTS tone
+    settings.agent.greeting = LONG_GREETING
     deps = fake_deps(tmp_path, settings)
     server = await _server(settings, deps)
-    caller = RTCCaller(str(server.make_url("")))
+    caller = RTCCaller(str(server.make_url("")), receive_buffer_frames=CHROMIUM_BUFFER_FRAMES)
     try:
         await caller.connect()
         greeting_start = await caller.reply_start(after=0.0, timeout=10)
-        speech = await synthesize_speech("Stop, I have a question about my order please.")
+        speech = await synthesize_speech(text)
         await asyncio.sleep(max(0.0, greeting_start + 0.8 - time.monotonic()))
         send_start = time.monotonic()
-        sent_end = await caller.say(speech)
+        await caller.say(speech)
         await asyncio.sleep(1.0)
+        speech_start = caller.said_from
         onset = audio.caller_onset(after=send_start)
         detected = next(t for t in audio.voiced_vad if t >= onset)
         stop = audio.agent_stop(after=onset)
-        server_delay = stop - onset
-        speech_start = sent_end - len(speech) / 48_000
-        heard = [(a, rms) for a, rms, _ in caller.received if a >= speech_start]
-        client_stop = next(
-            a for i, (a, _) in enumerate(heard) if all(r <= VOICED_RMS for _, r in heard[i : i + 5])
-        )
-        print(
-            f"\nbarge-in: {(stop - detected) * 1000:.0f} ms from the first voiced VAD chunk, "
-            f"{server_delay * 1000:.0f} ms from the acoustic onset reaching the server "
-            f"(Silero recognition {(detected - onset) * 1000:.0f} ms); caller-side "
-            f"{(client_stop - speech_start) * 1000:.0f} ms (first word sent -> silence heard)"
-        )
-        assert stop - detected <= 0.050
-        assert server_delay <= 0.220
-        assert client_stop - speech_start < 0.5  # test_session.py holds the 0.4 s bound on its own
+        heard_stop = caller.silence_heard_from(speech_start)
         record = await caller.record()
         assert record["transcript"][0]["source"] == "greeting"
         assert record["transcript"][0]["interrupted"] is True
+        return {
+            "caller": heard_stop - speech_start,
+            "onset_to_stop": stop - onset,
+            "voiced_to_stop": stop - detected,
+            "inbound": onset - speech_start,
+            "outbound": heard_stop - stop,
+        }
     finally:
         await caller.hangup()
         await server.close()
         deps.records.close()
+
+
+async def test_barge_in_silences_the_agent_on_the_received_track_within_150_ms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caller's view: first word handed to the Opus encoder -> silence starts on the caller's received track
+    (2.5 ms resolution), through Opus, the server's 1-frame receive buffer and a 2-frame (40 ms) caller
+    buffer like Chromium's. Issue bound 150 ms: held by the median of five interruptions; each one within
+    350 ms (a loaded CI box). Measured on 2 idle cores: 93-153 ms, median ~110 ms (inbound 20-40 ms, VAD +
+    track slot 0-60 ms, outbound ~50 ms).
+
+    Server's view: the agent goes quiet at most 50 ms after Silero's first voiced chunk (it may be earlier:
+    a weak onset pauses it), and within 150 ms of the caller's first loud frame reaching the session."""
+    runs = []
+    for i, text in enumerate(BARGE_INS):
+        with monkeypatch.context() as patch:
+            runs.append(await _barge_in_once(tmp_path / str(i), patch, text))
+    for text, run in zip(BARGE_INS, runs, strict=True):
+        print(
+            f"\nbarge-in {text.split(',')[0]!r}: "
+            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in run.items())
+        )
+    caller = sorted(run["caller"] for run in runs)
+    assert caller[len(caller) // 2] <= 0.150, caller
+    assert caller[-1] <= 0.350, caller
+    assert all(run["voiced_to_stop"] <= 0.050 for run in runs), runs
+    assert all(run["onset_to_stop"] <= 0.150 for run in runs), runs
 
 
 def _call_tasks() -> list[asyncio.Task[Any]]:

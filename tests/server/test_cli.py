@@ -8,13 +8,14 @@ import sys
 
 import pytest
 
-from server.doctor import run_checks
 from configs.settings import load_settings
+from server.doctor import run_checks
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "server.cli", *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,

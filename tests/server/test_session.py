@@ -91,38 +91,6 @@ async def _call_with_long_greeting(tmp_path: Path) -> tuple[TestServer, object, 
     return server, deps, caller, start
 
 
-def _silence_after(caller: RTCCaller, t: float, run: int = 5) -> float:
-    """Arrival time of the first frame after ``t`` that starts ``run`` consecutive silent frames."""
-    frames = [(a, rms) for a, rms, _ in caller.received if a >= t]
-    for i in range(len(frames) - run):
-        if all(rms <= 300 for _, rms in frames[i : i + run]):
-            return frames[i][0]
-    raise AssertionError("the agent never went quiet")
-
-
-async def test_barge_in_silences_the_agent_quickly(tmp_path: Path) -> None:
-    """Real Silero VAD on real speech: the agent's audio stops within 0.4 s of the caller's first word
-    reaching the server (budget: one 32 ms VAD chunk + Opus/jitter buffers on both sides, on a loaded CI box)."""
-    server, deps, caller, greeting_start = await _call_with_long_greeting(tmp_path)
-    try:
-        speech = await synthesize_speech("Stop, I have a question about my order please.")
-        await asyncio.sleep(max(0.0, greeting_start + 0.8 - asyncio.get_running_loop().time()))
-        sent_end = await caller.say(speech)
-        speech_start = sent_end - len(speech) / 48_000
-        await asyncio.sleep(1.0)
-        stop_delay = _silence_after(caller, speech_start) - speech_start
-        print(f"\nagent audio stopped {stop_delay * 1000:.0f} ms after the caller started speaking")
-        assert stop_delay < 0.4
-        await caller.wait_quiet(0.3, timeout=5)
-        record = await caller.record()
-        greeting = record["transcript"][0]
-        assert greeting["source"] == "greeting" and greeting["interrupted"] is True
-    finally:
-        await caller.hangup()
-        await server.close()
-        deps.records.close()  # type: ignore[attr-defined]
-
-
 async def test_a_cough_does_not_cut_the_agent_off(tmp_path: Path) -> None:
     """A 120 ms burst (below barge_in.min_speech_ms=200) pauses the agent, which then resumes the greeting."""
     server, deps, caller, greeting_start = await _call_with_long_greeting(tmp_path)

@@ -132,3 +132,37 @@ def test_speech_while_agent_is_quiet_is_not_a_barge_in() -> None:
     for i in range(20):
         detector.on_vad(VadChunk(i * 0.032, 0.9))
     assert detector.barge_ins == 0 and not playback.is_paused
+
+
+def test_a_weak_onset_after_quiet_pauses_but_steady_murmur_does_not_keep_pausing() -> None:
+    """Through Opus, "St" of "Stop" scores 0.1-0.3: after quiet, a chunk at pause_threshold pauses at once.
+    A steady murmur between the two thresholds pauses once, resumes after the gap, and then cannot pause
+    again until the caller was quiet: the agent is never left silent by noise."""
+    from speech.config import BargeInConfig
+    from speech.vad import VadChunk
+
+    playback = PlaybackController(16_000)
+    playback.enqueue(AudioFrame(np.ones(160_000, np.int16), 16_000, meta={"text": "a long reply"}))
+    detector = BargeInDetector(playback, BargeInConfig(pause_threshold=0.2, false_trigger_gap_ms=150))
+    t = 0.0
+
+    def feed(probability: float, n: int = 1) -> None:
+        nonlocal t
+        for _ in range(n):
+            detector.on_vad(VadChunk(t, probability))
+            t += 0.032
+
+    feed(0.01, 10)  # 320 ms of quiet
+    feed(0.25)
+    assert playback.is_paused  # weak onset after quiet
+    feed(0.7, 7)  # 224 ms voiced: confirmed
+    assert detector.barge_ins == 1 and not playback.has_audio
+
+    playback.enqueue(AudioFrame(np.ones(160_000, np.int16), 16_000, meta={"text": "the next reply"}))
+    feed(0.01, 10)
+    feed(0.3, 5)  # murmur: paused, then the 150 ms gap without a voiced chunk resumes playback
+    assert detector.false_triggers == 1 and not playback.is_paused
+    feed(0.3, 30)  # still murmuring: no quiet before it, so no new pause
+    assert detector.false_triggers == 1 and playback.is_speaking
+    feed(0.6)  # a voiced chunk still pauses at once
+    assert playback.is_paused
