@@ -46,6 +46,21 @@ if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
   .venv/bin/pip install -q "$WHEELS"/llama_cpp_python-*.whl
 fi
 
+# coqui TTS backend (extra [coqui]), exercised by tests/speech/test_tts_coqui.py on a tiny VITS built at
+# test time. PyPI has no CPU-only torch and its CUDA build does not import without the nvidia-* libraries:
+# 3.8 GB of wheels, 7 GB installed. The wheels are cached so a new .venv installs them offline.
+if [[ $WITH_TEST == 1 ]] && ! .venv/bin/python -c "import TTS.utils.synthesizer" 2>/dev/null; then
+  TORCH_PINS=(torch==2.9.1 torchaudio==2.9.1 torchcodec==0.8.1)  # the [coqui] extra's pins, exactly
+  TORCH_WHEELS="$CACHE/wheels/torch-2.9.1"
+  log "pip: installing torch + coqui-tts (extra [coqui]; wheels cached in $TORCH_WHEELS)"
+  if [[ ! -f "$TORCH_WHEELS/.complete" ]]; then
+    .venv/bin/pip download -q -d "$TORCH_WHEELS" "${TORCH_PINS[@]}"
+    touch "$TORCH_WHEELS/.complete"
+  fi
+  .venv/bin/pip install -q --no-compile --no-index --find-links "$TORCH_WHEELS" "${TORCH_PINS[@]}"
+  .venv/bin/pip install -q -e ".[coqui]"
+fi
+
 if [[ $WITH_TEST == 1 && -x scripts/ollama.sh ]]; then
   log "ollama: building (cached after the first time)"
   scripts/ollama.sh build

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import jiwer
 import numpy as np
@@ -66,19 +68,33 @@ def test_coqui_without_model_dir_says_what_is_missing() -> None:
         create_tts(TTSConfig(backend="coqui"))
 
 
-def test_coqui_without_the_library_names_the_package(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    try:
-        import TTS  # type: ignore[import-not-found]  # noqa: F401
-
-        pytest.skip("coqui-tts is installed")
-    except ImportError:
-        pass
-    (tmp_path / "config.json").write_text("{}")
-    (tmp_path / "model.pth").write_bytes(b"")
-    with pytest.raises(BackendUnavailableError, match="coqui-tts"):
-        create_tts(TTSConfig(backend="coqui", model_dir=str(tmp_path)))
+def test_coqui_with_a_missing_model_directory_names_what_it_needs(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="config.json"):
         create_tts(TTSConfig(backend="coqui", model_dir=str(tmp_path / "missing")))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelNotFoundError, match=r"\*\.pth"):
+        create_tts(TTSConfig(backend="coqui", model_dir=str(tmp_path)))
+
+
+def test_coqui_with_simulated_missing_library_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulated fault: the test set-up installs coqui-tts, so its absence is simulated. None in
+    sys.modules makes ``import TTS.utils.synthesizer`` raise ImportError even after an earlier import."""
+    monkeypatch.setitem(sys.modules, "TTS", None)
+    monkeypatch.setitem(sys.modules, "TTS.utils.synthesizer", None)
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.pth").write_bytes(b"")
+    with pytest.raises(BackendUnavailableError, match=r"coqui-tts.*voice-agent\[coqui\]"):
+        create_tts(TTSConfig(backend="coqui", model_dir=str(tmp_path)))
+
+
+def test_coqui_with_a_broken_model_directory_names_the_checkpoint(tmp_path: Path) -> None:
+    # Needs the real library (installed by the test set-up): coqui itself rejects the files.
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelNotFoundError, match="could not load the model .*model.pth"):
+        create_tts(TTSConfig(backend="coqui", model_dir=str(tmp_path)))
 
 
 async def test_piper_first_audio_is_the_first_phrase_not_the_whole_sentence() -> None:
