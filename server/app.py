@@ -30,7 +30,7 @@ from configs.settings import Settings
 from server import metrics
 from server.auth import admin_only, request_token, require_call_token, token_matches
 from server.health import health_report
-from server.records import CallRecordStore, ConversationEventPublisher
+from server.records import ConversationEventPublisher, open_call_record_store
 from server.registry import SessionRegistry
 from server.session import CallDeps, CallSession
 from server.signaling import SignalingError, browser_ice_servers, parse_offer
@@ -331,7 +331,7 @@ async def build_deps(
         stt=stt,
         tts=tts,
         new_conversation=conversation_factory(settings, llm, retriever, callback_scheduler),
-        records=CallRecordStore(settings.server.records_db),
+        records=open_call_record_store(settings.server.records_db),
         registry=registry if registry is not None else SessionRegistry(),  # an empty registry is falsy
         conversation_events=(
             ConversationEventPublisher(bus, settings.bus.topic_conversation, settings.server.node_id)

@@ -33,7 +33,7 @@ class ServerConfig(BaseModel):
     admin_token: str = "change-me"  # the admin API and dashboard refuse requests without it
     call_token: str | None = None  # when set, call endpoints require it
     ice_servers: list[IceServer] = []
-    records_db: str = "data/calls.sqlite3"
+    records_db: str = "data/calls.sqlite3"  # a SQLite path, or a postgresql:// DSN (several nodes)
     call: CallConfig = CallConfig()
     rag: bool = True  # start the knowledge base in `serve` and give calls retrieval; off: LLM only
 

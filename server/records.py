@@ -1,8 +1,10 @@
-"""Call records: transcript with timestamps, per-turn timings, sources and interruptions, kept in SQLite.
+"""Call records: transcript with timestamps, per-turn timings, sources and interruptions.
 
 A ``CallRecord`` is filled in by the call session while the call runs and saved when it ends (and on
 start, so a crashed node still leaves a row). One row per call; the variable parts are JSON, because they
-are read whole (call page, admin dashboard) and never queried field by field.
+are read whole (call page, admin dashboard) and never queried field by field. Stores: a SQLite file here
+(one node), PostgreSQL in ``server/records_postgres.py`` (several nodes, one database); ``server.records_db``
+picks one: a path, or a ``postgresql://`` DSN.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,50 @@ class CallRecord:
         return record
 
 
-class CallRecordStore:
+class CallRecordStore(Protocol):
+    """Where call records live. ``recent`` gives summaries (newest first) without the transcript body."""
+
+    async def save(self, record: CallRecord) -> None: ...
+
+    async def get(self, call_id: str) -> CallRecord | None: ...
+
+    async def recent(self, limit: int = 50, user_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+def open_call_record_store(target: str | Path) -> CallRecordStore:
+    """A PostgreSQL store for a ``postgresql://`` DSN, else a SQLite file at that path."""
+    if str(target).startswith(("postgresql://", "postgres://")):
+        from server.records_postgres import PostgresCallRecordStore
+
+        return PostgresCallRecordStore(str(target))
+    return SqliteCallRecordStore(target)
+
+
+def summary(
+    call_id: str,
+    user_id: str | None,
+    node_id: str,
+    started_at: float,
+    ended_at: float | None,
+    end_reason: str | None,
+    body: dict[str, Any],
+) -> dict[str, Any]:
+    """The list view of one call (both stores return this shape)."""
+    return {
+        "call_id": call_id,
+        "user_id": user_id,
+        "node_id": node_id,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "end_reason": end_reason,
+        "turns": len(body.get("turns", [])),
+        "interruptions": len(body.get("interruptions", [])),
+    }
+
+
+class SqliteCallRecordStore:
     """SQLite file of call records; blocking work runs in a thread so the event loop keeps serving audio."""
 
     def __init__(self, path: str | Path) -> None:
@@ -150,22 +195,7 @@ class CallRecordStore:
         query += " ORDER BY started_at DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(query, (*args, limit)).fetchall()
-        out = []
-        for call_id, uid, node, started, ended, reason, body in rows:
-            data = json.loads(body)
-            out.append(
-                {
-                    "call_id": call_id,
-                    "user_id": uid,
-                    "node_id": node,
-                    "started_at": started,
-                    "ended_at": ended,
-                    "end_reason": reason,
-                    "turns": len(data.get("turns", [])),
-                    "interruptions": len(data.get("interruptions", [])),
-                }
-            )
-        return out
+        return [summary(*row[:6], json.loads(row[6])) for row in rows]
 
 
 class ConversationEventPublisher:

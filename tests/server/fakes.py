@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from configs.settings import Settings
-from server.records import CallRecordStore
+from server.records import SqliteCallRecordStore
 from server.registry import SessionRegistry
 from server.session import CallDeps
 from speech.frames import AudioFrame
@@ -97,6 +97,6 @@ def fake_deps(tmp_path: Path, settings: Settings | None = None, **conversation: 
         stt=FakeSTT(),
         tts=FakeTTS(),
         new_conversation=lambda user_id, control: FakeConversation(**conversation),
-        records=CallRecordStore(tmp_path / "calls.sqlite3"),
+        records=SqliteCallRecordStore(tmp_path / "calls.sqlite3"),
         registry=SessionRegistry(),
     )
