@@ -6,6 +6,7 @@ const API = "/api/admin";
 const TOKEN_KEY = "voice-agent-admin-token";
 const POLL_CALLS_MS = 2000;
 const POLL_SLOW_MS = 5000;
+const POLL_FAST_MS = 700;  // while a knowledge document is being ingested or deleted
 let timers = [];
 
 const $ = (id) => document.getElementById(id);
@@ -38,11 +39,14 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(API + path, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  if (body === undefined) return authFetch(method, API + path);
+  return authFetch(method, API + path, JSON.stringify(body), { "Content-Type": "application/json" });
+}
+
+// Any admin-token request (the admin API and the knowledge document API); JSON answer or ApiError.
+async function authFetch(method, url, body, extraHeaders = {}) {
+  const headers = { ...extraHeaders, Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
+  const response = await fetch(url, { method, headers, body });
   let data = null;
   try { data = await response.json(); } catch (_) { /* empty or non-JSON body */ }
   if (response.status === 401) { logout("The admin token was refused."); throw new ApiError(401, data); }
@@ -72,6 +76,8 @@ function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   timers.forEach(clearInterval);
   timers = [];
+  clearTimeout(knowledgeTimer);
+  knowledgeTimer = null;
   $("app").hidden = true;
   $("logout").hidden = true;
   $("login-panel").hidden = false;
@@ -82,7 +88,7 @@ function start() {
   $("login-panel").hidden = true;
   $("app").hidden = false;
   $("logout").hidden = false;
-  refreshCalls(); refreshCampaigns(); refreshIntents(); refreshLatency();
+  refreshCalls(); refreshCampaigns(); refreshIntents(); refreshLatency(); refreshKnowledge();
   timers.push(setInterval(refreshCalls, POLL_CALLS_MS));
   timers.push(setInterval(refreshCampaigns, POLL_SLOW_MS));
   timers.push(setInterval(refreshLatency, POLL_SLOW_MS));
@@ -227,6 +233,107 @@ async function refreshIntents(event) {
   } catch (err) { showError(err); }
 }
 
+// --- knowledge documents -------------------------------------------------------------------------
+// /api/knowledge/documents (knowledge/sources/upload.py): ingestion is asynchronous, so after an upload or
+// a delete the list is polled fast until no document is queued, processing or being deleted.
+
+const KNOWLEDGE = "/api/knowledge/documents";
+let knowledgeTimer = null;
+let lastUpload = null;  // { doc_id, name } of the latest upload from this page, reported until it settles
+const deleting = new Set();  // doc ids whose delete was accepted but that are still listed
+
+function scheduleKnowledge(delay) {
+  clearTimeout(knowledgeTimer);
+  knowledgeTimer = sessionStorage.getItem(TOKEN_KEY) ? setTimeout(refreshKnowledge, delay) : null;
+}
+
+function knowledgeUrl(docId) {
+  return `${KNOWLEDGE}/${encodeURIComponent(docId)}`;
+}
+
+function describeDocStatus(doc) {
+  if (deleting.has(doc.doc_id)) return "deleting";
+  return doc.status + (doc.error ? `: ${doc.error}` : "");
+}
+
+function reportUpload(doc) {
+  if (!lastUpload || doc.doc_id !== lastUpload.doc_id) return;
+  const result = $("knowledge-result");
+  if (doc.status === "ready") result.textContent = `"${lastUpload.name}" is ready (${doc.chunk_count} chunks).`;
+  else if (doc.status === "failed") result.textContent = `"${lastUpload.name}" failed: ${doc.error || "no reason given"}`;
+  else result.textContent = `"${lastUpload.name}": ${doc.status}…`;
+  result.classList.toggle("error", doc.status === "failed");
+}
+
+async function refreshKnowledge() {
+  let busy = false;
+  try {
+    const data = await authFetch("GET", `${KNOWLEDGE}?limit=1000`);
+    const listed = new Set(data.documents.map((d) => d.doc_id));
+    for (const id of [...deleting]) if (!listed.has(id)) deleting.delete(id);
+    const body = $("knowledge-docs");
+    body.replaceChildren();
+    for (const doc of data.documents) {
+      const del = el("button", { class: "secondary", onclick: () => deleteDocument(doc) }, "Delete");
+      if (deleting.has(doc.doc_id)) del.disabled = true;
+      body.append(el("tr", { "data-doc-id": doc.doc_id },
+        el("td", {}, doc.title || doc.doc_id, el("br"), el("small", {}, doc.doc_id)),
+        el("td", {}, doc.source), el("td", { class: `status-${doc.status}` }, describeDocStatus(doc)),
+        el("td", {}, String(doc.chunk_count)), el("td", {}, fmtTime(doc.updated_at)), el("td", {}, del)));
+      reportUpload(doc);
+      const retrying = doc.status === "failed" && (doc.error || "").includes("(retrying");
+      busy = busy || doc.status === "queued" || doc.status === "processing" || retrying;
+    }
+    busy = busy || deleting.size > 0;
+    $("knowledge-note").textContent = data.documents.length ? "" : "No documents yet.";
+    $("knowledge-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (err) {
+    if (err.status === 404) {  // the server runs without a knowledge base: nothing to poll
+      $("knowledge-form").hidden = true;
+      $("knowledge-note").textContent = "This server does not expose the knowledge document API (knowledge base not started).";
+      return;
+    }
+    $("knowledge-error").textContent = String(err.message || err);
+  }
+  scheduleKnowledge(busy ? POLL_FAST_MS : POLL_SLOW_MS);
+}
+
+async function uploadDocument(event) {
+  event.preventDefault();
+  const form = event.target;
+  const file = form.file.files[0];
+  $("knowledge-error").textContent = "";
+  $("knowledge-result").classList.remove("error");
+  if (!file) { $("knowledge-error").textContent = "Choose a file to upload."; return; }
+  const body = new FormData();
+  body.append("file", file, file.name);  // the browser sets the multipart boundary header itself
+  if (form.title.value.trim()) body.append("title", form.title.value.trim());
+  if (form.tags.value.trim()) body.append("tags", form.tags.value.trim());
+  $("knowledge-result").textContent = `Uploading "${file.name}"…`;
+  try {
+    const created = await authFetch("POST", KNOWLEDGE, body);
+    lastUpload = { doc_id: created.doc_id, name: file.name };
+    $("knowledge-result").textContent = `"${file.name}": ${created.status} (document ${created.doc_id}).`;
+    form.reset();
+    refreshKnowledge();
+  } catch (err) {
+    $("knowledge-result").textContent = "";
+    $("knowledge-error").textContent = `Upload of "${file.name}" refused: ${err.message}`;
+  }
+}
+
+async function deleteDocument(doc) {
+  if (!window.confirm(`Delete "${doc.title || doc.doc_id}" from the knowledge base?`)) return;
+  try {
+    await authFetch("DELETE", knowledgeUrl(doc.doc_id));
+    deleting.add(doc.doc_id);
+    $("knowledge-error").textContent = "";
+  } catch (err) {
+    if (err.status !== 404) $("knowledge-error").textContent = String(err.message || err);  // 404: already gone
+  }
+  refreshKnowledge();
+}
+
 // --- latency chart -------------------------------------------------------------------------------
 
 async function refreshLatency() {
@@ -288,4 +395,5 @@ $("logout").addEventListener("click", () => logout(""));
 $("send-form").addEventListener("submit", sendNow);
 $("campaign-form").addEventListener("submit", createCampaign);
 $("intent-filter").addEventListener("submit", refreshIntents);
+$("knowledge-form").addEventListener("submit", uploadDocument);
 if (sessionStorage.getItem(TOKEN_KEY)) start();
