@@ -50,7 +50,13 @@ class AgentConfig(BaseModel):
     retrieval_budget_ms: int = 300
     intent_labels: list[str] = ["support", "sales", "billing", "complaint", "booking", "other"]
     # --- added with the agent implementation (keys above are unchanged) ---
-    first_token_timeout_s: float = Field(default=2.0, gt=0)  # no first token within this -> spoken apology
+    # No first token within first_token_timeout_s (an overloaded or hung backend): the caller hears
+    # holding_phrase at once, and the reply still comes if its first token arrives within
+    # first_token_give_up_s in all; only then the apology. A busy node so answers late instead of asking the
+    # caller to repeat. An empty holding_phrase apologises at first_token_timeout_s.
+    first_token_timeout_s: float = Field(default=2.0, gt=0)
+    holding_phrase: str = "One moment."
+    first_token_give_up_s: float = Field(default=8.0, gt=0)
     apology: str = "Sorry, I'm having trouble answering right now. Could you say that again in a moment?"
     tool_fallback: str = "Sorry, I couldn't do that just now."
     memory_path: str = "data/agent_memory.sqlite3"

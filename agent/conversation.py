@@ -211,19 +211,25 @@ class Conversation:
     async def _stream(
         self, turn: TurnRecord, messages: list[Message], tools: list[ToolSpec]
     ) -> AsyncIterator[LLMChunk]:
-        """The LLM stream, with a deadline on the first chunk (``first_token_timeout_s``)."""
+        """The LLM stream, with a deadline on the first chunk: ``first_token_timeout_s``, then (after the
+        holding phrase, yielded as text) ``first_token_give_up_s`` in all."""
         stream = self.llm.stream_chat(messages, tools=tools or None, max_tokens=self.config.llm.max_tokens)
         iterator = stream.__aiter__()
         try:
+            waiting = asyncio.ensure_future(iterator.__anext__())
             try:
-                first = await asyncio.wait_for(iterator.__anext__(), self.config.first_token_timeout_s)
-            except TimeoutError as exc:
-                raise LLMTimeoutError(
-                    f"no first token within {self.config.first_token_timeout_s}s "
-                    f"(backend {self.config.llm.backend})"
-                ) from exc
+                first = await self._first_chunk(waiting)
+                if isinstance(first, str):  # the holding phrase; the real first chunk follows
+                    yield LLMChunk(text=first)
+                    first = await self._first_chunk(waiting, holding=False)
             except StopAsyncIteration:
                 return
+            finally:
+                if not waiting.done():  # cancelled or timed out while waiting: stop the backend's stream
+                    waiting.cancel()
+                    await asyncio.wait({waiting})
+                if not waiting.cancelled():
+                    waiting.exception()  # retrieved here (raised above if it mattered)
             if turn.llm_first_token is None:
                 turn.llm_first_token = time.monotonic()
             yield first
@@ -233,6 +239,34 @@ class Conversation:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def _first_chunk(self, waiting: asyncio.Future[LLMChunk], holding: bool = True) -> LLMChunk | str:
+        """The stream's first chunk; or, the first time its deadline passes with a holding phrase set,
+        that phrase (the wait goes on); or LLMTimeoutError once the caller was kept waiting long enough."""
+        config = self.config
+        hold = (
+            holding
+            and bool(config.holding_phrase)
+            and config.first_token_give_up_s > config.first_token_timeout_s
+        )
+        limit = (
+            config.first_token_timeout_s
+            if holding
+            else config.first_token_give_up_s - config.first_token_timeout_s
+        )
+        done, _ = await asyncio.wait({waiting}, timeout=limit)
+        if done:
+            return waiting.result()
+        if hold:
+            log.warning(
+                "call %s: no first token within %.1fs; holding phrase spoken, waiting up to %.1fs in all",
+                self.call_id,
+                config.first_token_timeout_s,
+                config.first_token_give_up_s,
+            )
+            return config.holding_phrase + " "
+        waited = config.first_token_give_up_s if not holding else config.first_token_timeout_s
+        raise LLMTimeoutError(f"no first token within {waited}s (backend {config.llm.backend})")
 
     async def _forced_call(self, turn: TurnRecord, messages: list[Message], spec: ToolSpec) -> ToolOutcome:
         if self.config.tool_arguments == "rules":

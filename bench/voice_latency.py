@@ -87,6 +87,8 @@ async def run(
     server_turns = [t for r in results for t in r["record"].get("turns", [])]
     stages = {s: [t["stages"][s] for t in server_turns if s in t.get("stages", {})] for s in STAGES}
     apologies = sum("trouble answering" in t.get("agent_text", "") for t in server_turns)
+    # replies that began with agent.holding_phrase (the model was late): their latency is the phrase's
+    held = sum(t.get("agent_text", "").startswith("One moment.") for t in server_turns)
     if not latencies:
         raise SystemExit("no turn got a reply; see the server log")
     return {
@@ -98,6 +100,7 @@ async def run(
         "missed_replies": missed,
         "receive_buffer_frames": buffer_frames,
         "apologies": apologies,
+        "held_replies": held,
         # per turn: caller-side latency and the server's stage times, to spot turns hit by outside load
         "per_turn": [
             {"latency_s": t["latency_s"] and round(t["latency_s"], 3), "stages": s.get("stages", {})}

@@ -61,12 +61,41 @@ async def test_ollama_down_gives_apology_within_2s(agent_config: AgentConfig) ->
 
 
 async def test_slow_backend_gives_apology_after_first_token_timeout() -> None:
-    config = AgentConfig(first_token_timeout_s=0.3)
+    """Without a holding phrase the apology comes at first_token_timeout_s."""
+    config = AgentConfig(first_token_timeout_s=0.3, holding_phrase="")
     conversation = Conversation(FakeLLM(["Too late."], delay_s=5), config)
     started = time.perf_counter()
     reply = "".join(await collect(conversation, "Are you there?"))
     assert reply == config.apology
     assert 0.3 <= time.perf_counter() - started < 1.0
+    assert "LLMTimeoutError" in (conversation.last_turn.error or "")  # type: ignore[union-attr]
+
+
+async def _timed_pieces(conversation: Conversation, text: str) -> list[tuple[float, str]]:
+    started = time.perf_counter()
+    return [(time.perf_counter() - started, piece) async for piece in conversation.respond(text)]
+
+
+async def test_busy_backend_holds_then_answers() -> None:
+    """An overloaded backend: the caller hears the holding phrase at first_token_timeout_s, then the answer
+    when it comes (before first_token_give_up_s), not an apology asking them to repeat."""
+    config = AgentConfig(first_token_timeout_s=0.3, first_token_give_up_s=3.0)
+    conversation = Conversation(FakeLLM(["Paris is the capital."], delay_s=1.0), config)
+    pieces = await _timed_pieces(conversation, "What is the capital of France?")
+    (held_at, held), *rest = pieces
+    assert held.strip() == config.holding_phrase and 0.3 <= held_at < 0.6, pieces
+    assert "".join(p for _, p in rest).strip() == "Paris is the capital." and rest[0][0] >= 1.0, pieces
+    turn = conversation.last_turn
+    assert turn is not None and not turn.apology and turn.error is None
+    assert turn.llm_first_token is not None  # the model's first token, not the holding phrase
+
+
+async def test_hung_backend_holds_then_apologises_at_give_up() -> None:
+    config = AgentConfig(first_token_timeout_s=0.3, first_token_give_up_s=1.0)
+    conversation = Conversation(FakeLLM(["Too late."], delay_s=5), config)
+    pieces = await _timed_pieces(conversation, "Are you there?")
+    assert [p.strip() for _, p in pieces] == [config.holding_phrase, config.apology], pieces
+    assert 1.0 <= pieces[-1][0] < 1.5, pieces
     assert "LLMTimeoutError" in (conversation.last_turn.error or "")  # type: ignore[union-attr]
 
 
