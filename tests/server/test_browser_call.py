@@ -143,6 +143,11 @@ def test_call_through_turn_relay(server: ServerProcess, chromium: Any, tmp_path:
         page.wait_for_timeout(1000)
         recorded = page.evaluate("window.__getRecordedAudio()")
         page.click("#hangup")
+    assert_relayed_greeting_heard(candidate, recorded)
+
+
+def assert_relayed_greeting_heard(candidate: str, recorded: str) -> None:
+    """The nominated local candidate is a TURN relay, and the page recorded the greeting through it."""
     assert candidate == "relay"
     pcm, _rate = _wav_to_pcm(base64.b64decode(recorded))
     assert float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > 100, (
