@@ -75,10 +75,11 @@ async def run_scheduler(settings: Any, stop: asyncio.Event | None = None) -> Non
 
 
 def open_delivery_ledger(settings: Any) -> Any | None:
-    """The RTC servers' delivery ledger (a shared SQLite file), for campaign delivery status; None if absent."""
+    """The RTC servers' delivery ledger (a shared SQLite file or PostgreSQL DSN), for campaign delivery
+    status; None if absent."""
     try:
-        from server.proactive.ledger import DeliveryLedger
+        from server.proactive.ledger import open_delivery_ledger as open_ledger
     except ImportError as exc:
         log.warning("delivery ledger unavailable, campaign status stops at 'pending': %s", exc)
         return None
-    return DeliveryLedger(settings.bus.proactive_ledger)
+    return open_ledger(settings.bus.proactive_ledger)

@@ -1,7 +1,7 @@
 """One RTC server node, composed: what ``voice-agent serve`` runs.
 
     scheduler ──ProactivePrompt──> bus (voice_proactive) ──> ProactivePromptConsumer ──> SessionRegistry
-        ^                                                         │ DeliveryLedger (shared file)
+        ^                                                         │ DeliveryLedger (SQLite or PG)
         └──ConversationEvent── calls <── speak_proactive ─────────┘
     bus (knowledge_changes) ──> KnowledgeBase.change_handler
 
@@ -23,7 +23,8 @@ from configs.settings import Settings
 from server.app import build_deps, knowledge_routes, run_server, start_knowledge
 from server.bus.base import MessageBus, Subscription
 from server.bus.registry import create_bus
-from server.proactive import DeliveryLedger, ProactivePromptConsumer
+from server.proactive import ProactivePromptConsumer
+from server.proactive.ledger import DeliveryLedgerStore, open_delivery_ledger
 from server.registry import SessionRegistry
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class HeldPromptGreeting:
     ``pop_pending`` returns each held, unexpired prompt once (most urgent first). One that could not be
     spoken (no pause, cut off, call ended) goes back to ``pending`` for the user's next call."""
 
-    def __init__(self, consumer: ProactivePromptConsumer, ledger: DeliveryLedger, node_id: str) -> None:
+    def __init__(self, consumer: ProactivePromptConsumer, ledger: DeliveryLedgerStore, node_id: str) -> None:
         self.consumer = consumer
         self.ledger = ledger
         self.node_id = node_id
@@ -91,7 +92,8 @@ class VoiceNode:
 
     async def _start(self) -> None:
         s = self.settings
-        self.ledger = DeliveryLedger(s.bus.proactive_ledger)
+        # A path or a postgresql:// DSN; connecting to PostgreSQL blocks, so off the loop.
+        self.ledger = await asyncio.to_thread(open_delivery_ledger, s.bus.proactive_ledger)
         self._cleanup.callback(self.ledger.close)
         kb = await self._start_knowledge()
         self.bus: MessageBus = create_bus(s.bus)

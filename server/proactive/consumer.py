@@ -19,7 +19,7 @@ from collections.abc import Callable
 from server.bus.base import Message, MessageBus, Subscription
 from server.bus.schemas import ProactivePrompt
 from server.proactive.directory import SessionDirectory
-from server.proactive.ledger import DeliveryLedger
+from server.proactive.ledger import DeliveryLedgerStore
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class ProactivePromptConsumer:
         self,
         bus: MessageBus,
         directory: SessionDirectory,
-        ledger: DeliveryLedger,
+        ledger: DeliveryLedgerStore,
         node_id: str,
         topic: str = "voice_proactive",
         group_prefix: str = "voice-proactive",

@@ -5,8 +5,9 @@ One row per idempotency key in ``proactive_deliveries`` (its current status) and
 (held for the user's next call), ``expired``, ``failed`` (only in history: a speak attempt that did not
 play; the prompt goes back to ``pending``), ``duplicate`` (only in history). The claim is one
 ``INSERT ... ON CONFLICT DO NOTHING`` or a conditional ``UPDATE``, so across nodes sharing the database
-exactly one wins. The SQL is plain enough for PostgreSQL too (``ON CONFLICT``, ``RETURNING``); only the
-``?`` placeholders and the connection differ.
+exactly one wins. Stores: a SQLite file here (nodes sharing one filesystem), PostgreSQL in
+``server/proactive/ledger_postgres.py`` (nodes on several machines); ``bus.proactive_ledger`` picks one
+through ``open_delivery_ledger``: a path, or a ``postgresql://`` DSN.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from server.bus.schemas import ProactivePrompt
 
@@ -81,6 +82,30 @@ class DeliveryEvent:
     node_id: str | None
     at: float
     detail: str | None
+
+
+class DeliveryLedgerStore(Protocol):
+    """What the consumer, the node and the admin API need of a ledger; both stores implement it."""
+
+    async def claim(self, prompt: ProactivePrompt, node_id: str) -> str | None: ...
+    async def mark_delivered(self, prompt: ProactivePrompt, node_id: str) -> None: ...
+    async def mark_failed(self, prompt: ProactivePrompt, node_id: str, detail: str) -> None: ...
+    async def hold_pending(self, prompt: ProactivePrompt, node_id: str) -> bool: ...
+    async def mark_expired(self, prompt: ProactivePrompt, node_id: str) -> None: ...
+    async def pop_pending(self, user_id: str, node_id: str) -> list[ProactivePrompt]: ...
+    async def get(self, idempotency_key: str) -> DeliveryRecord | None: ...
+    async def events(self, idempotency_key: str) -> list[DeliveryEvent]: ...
+    async def list_recent(self, limit: int = 100) -> list[DeliveryRecord]: ...
+    def close(self) -> None: ...
+
+
+def open_delivery_ledger(target: str | Path, claim_timeout_s: float = 300.0) -> DeliveryLedgerStore:
+    """A PostgreSQL ledger for a ``postgresql://`` DSN, else a SQLite file at that path."""
+    if str(target).startswith(("postgresql://", "postgres://")):
+        from server.proactive.ledger_postgres import PostgresDeliveryLedger
+
+        return PostgresDeliveryLedger(str(target), claim_timeout_s=claim_timeout_s)
+    return DeliveryLedger(target, claim_timeout_s=claim_timeout_s)
 
 
 class DeliveryLedger:
