@@ -56,7 +56,9 @@ async def test_duplicate_idempotency_key_is_spoken_once(bus_factory, bus_topic, 
     while "duplicate" not in [e.status for e in await ledger.events(first.idempotency_key)]:
         assert time.monotonic() < deadline, "second copy never reached the consumer"
         await asyncio.sleep(0.05)
-    assert call.spoken == [("Shall we continue?", first.message_id)]
+    # Spoken once; which copy wins the claim is up to the consumer's concurrency (either is correct).
+    assert len(call.spoken) == 1 and call.spoken[0][0] == "Shall we continue?", call.spoken
+    assert call.spoken[0][1] in (first.message_id, again.message_id)
     rec = await ledger.get(first.idempotency_key)
     assert rec is not None and rec.node_id == "node-a" and rec.delivered_at is not None
 
