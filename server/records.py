@@ -117,19 +117,6 @@ def open_call_record_store(target: str | Path) -> CallRecordStore:
     return SqliteCallRecordStore(target)
 
 
-def record_row(record: CallRecord) -> tuple[Any, ...]:
-    """The stored columns of a record, in table order (both stores): the ids, times, reason, JSON body."""
-    return (
-        record.call_id,
-        record.user_id,
-        record.node_id,
-        record.started_at,
-        record.ended_at,
-        record.end_reason,
-        json.dumps(record.to_dict()),
-    )
-
-
 def summary(
     call_id: str,
     user_id: str | None,
@@ -178,11 +165,20 @@ class SqliteCallRecordStore:
             self._db.close()
 
     def _save(self, record: CallRecord) -> None:
+        body = json.dumps(record.to_dict())
         with self._lock, self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO calls (call_id, user_id, node_id, started_at, ended_at, end_reason, body)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                record_row(record),
+                (
+                    record.call_id,
+                    record.user_id,
+                    record.node_id,
+                    record.started_at,
+                    record.ended_at,
+                    record.end_reason,
+                    body,
+                ),
             )
 
     def _get(self, call_id: str) -> CallRecord | None:

@@ -7,10 +7,11 @@ an advisory lock) is ``server/pg_connection.py``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from server.pg_connection import BlockingPgConnection
-from server.records import CallRecord, record_row, summary
+from server.records import CallRecord, summary
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS call_records (
@@ -60,7 +61,15 @@ class PostgresCallRecordStore:
             " ON CONFLICT (call_id) DO UPDATE SET user_id = EXCLUDED.user_id, node_id = EXCLUDED.node_id,"
             " started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,"
             " end_reason = EXCLUDED.end_reason, body = EXCLUDED.body",
-            record_row(record),
+            (
+                record.call_id,
+                record.user_id,
+                record.node_id,
+                record.started_at,
+                record.ended_at,
+                record.end_reason,
+                json.dumps(record.to_dict()),
+            ),
         )
 
     @staticmethod
