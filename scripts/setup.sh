@@ -9,7 +9,7 @@ WITH_TEST=0
 [[ "${1:-}" == "--test" ]] && WITH_TEST=1
 
 APT_CORE=(espeak-ng sox ffmpeg)
-APT_TEST=(chromium firefox-esr pulseaudio sip-tester baresip coturn)
+APT_TEST=(chromium firefox-esr pulseaudio sip-tester baresip kamailio coturn)
 need_apt=()
 for pkg in "${APT_CORE[@]}" $([[ $WITH_TEST == 1 ]] && echo "${APT_TEST[@]}"); do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
@@ -33,7 +33,7 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
   .venv/bin/pip install -q -U pip wheel setuptools
 fi
-EXTRAS="rocketmq,postgres,models"
+EXTRAS="rocketmq,postgres,models,sip"
 [[ $WITH_TEST == 1 ]] && EXTRAS="$EXTRAS,test,whisper-base,dev"
 log "pip: installing the project with extras [$EXTRAS]"
 .venv/bin/pip install -q -e ".[$EXTRAS]"
