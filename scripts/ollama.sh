@@ -61,8 +61,14 @@ cmd_build() {
   # A plain `go build` compiles ggml for baseline x86-64 (SSE2 only), several times slower than Ollama's
   # release builds; the binary is built on the machine that runs it, so target this CPU (like GGML_NATIVE).
   local march="${OLLAMA_MARCH:-native}"
+  # On CPUs with AMX (Intel Sapphire Rapids and later) -march=native defines __AMX_INT8__, so ggml-cpu refers to
+  # its AMX buffer type, whose source file the cgo build does not compile: the link fails. AMX off keeps AVX-512.
+  local no_amx=""
+  if echo 'int main(){}' | ${CC:-gcc} -x c -mno-amx-int8 -o /dev/null - 2>/dev/null; then
+    no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  fi
   CGO_ENABLED=1 CGO_CPPFLAGS="-I$headers ${CGO_CPPFLAGS:-}" \
-    CGO_CFLAGS="${CGO_CFLAGS:--O2} -march=$march" CGO_CXXFLAGS="${CGO_CXXFLAGS:--O2} -march=$march" GOBIN="$BIN_DIR" GOFLAGS="${GOFLAGS:-} -trimpath" \
+    CGO_CFLAGS="${CGO_CFLAGS:--O2} -march=$march $no_amx" CGO_CXXFLAGS="${CGO_CXXFLAGS:--O2} -march=$march $no_amx" GOBIN="$BIN_DIR" GOFLAGS="${GOFLAGS:-} -trimpath" \
     go install -ldflags "-s -w -X=github.com/ollama/ollama/version.Version=${VERSION#v}" \
     "github.com/ollama/ollama@$VERSION"
   log "built ollama $VERSION in $((SECONDS - start)) s"
