@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -56,8 +57,7 @@ _PRE_ROLL = 0.3
 class Silence:
     start: float  # VAD silence start, seconds from clip start
     length: float  # until the next voiced chunk (or the clip end)
-    labelled: bool  # one of the clip's labelled pauses (or its end)
-    is_end: bool  # the silence after the last word
+    kind: str  # "end" (after the last word), "clause"/"sentence" (a labelled pause), "gap" (unlabelled)
     text: str = ""
     ready: float = 0.0  # seconds after ``start`` when the words are known
 
@@ -66,12 +66,11 @@ def vad_silences(clip: LabelledClip, threshold: float, min_speech: float) -> lis
     """Silences inside the turn, as EndOfTurnDetector sees them (after min_speech of voice)."""
     vad = SileroVAD()
     audio = clip.pcm.astype(np.float32) / 32768
-    chunks = vad.process(audio, 0.0)
     voiced = False
     voiced_total = 0.0
     out: list[Silence] = []
     silence_start: float | None = None
-    for chunk in chunks:
+    for chunk in vad.process(audio, 0.0):
         voiced = chunk.probability >= (threshold - _HYSTERESIS if voiced else threshold)
         if voiced:
             voiced_total += chunk.duration
@@ -86,9 +85,12 @@ def vad_silences(clip: LabelledClip, threshold: float, min_speech: float) -> lis
 
 
 def _label(clip: LabelledClip, start: float, length: float) -> Silence:
-    is_end = start >= clip.speech_end - 0.15
-    labelled = is_end or any(a - 0.1 <= start <= b for a, b in clip.pauses)
-    return Silence(start, length, labelled, is_end)
+    if start + length >= len(clip.pcm) / 16_000 - 0.05:  # the silence that runs to the clip's end
+        return Silence(start, length, "end")
+    for (a, b), kind in zip(clip.pauses, clip.kinds, strict=True):
+        if a - 0.1 <= start <= b:
+            return Silence(start, length, kind)
+    return Silence(start, length, "gap")
 
 
 async def transcribe_silences(clip: LabelledClip, silences: list[Silence], after: float) -> None:
@@ -104,6 +106,7 @@ async def transcribe_silences(clip: LabelledClip, silences: list[Silence], after
 
 
 def wait_for(policy: EndOfTurnPolicy, s: Silence) -> float:
+    """Silence after which the listener ends the turn in this pause."""
     if not policy.adaptive:
         return policy.default
     if s.ready > policy.words_timeout:
@@ -111,25 +114,38 @@ def wait_for(policy: EndOfTurnPolicy, s: Silence) -> float:
     return max(policy.silence_for(s.text), s.ready)
 
 
-def score(policy: EndOfTurnPolicy, clips: list[tuple[LabelledClip, list[Silence]]]) -> dict[str, float]:
-    cut = labelled = cut_utts = 0
+Prepared = list[tuple[LabelledClip, list[Silence]]]
+
+
+def score(policy: EndOfTurnPolicy, clips: Prepared) -> dict[str, float]:
+    cut = {"clause": 0, "sentence": 0}
+    total = {"clause": 0, "sentence": 0}
+    short_cut = short_total = cut_utts = 0
     delays: list[float] = []
     for clip, silences in clips:
         cut_here = False
         for s in silences:
             wait = wait_for(policy, s)
             ends = s.length > wait + 1e-9
-            if s.is_end:
+            if s.kind == "end":
                 delays.append(s.start - clip.speech_end + wait + CHUNK_SECONDS / 2)
                 continue
             cut_here = cut_here or ends
-            if s.labelled:
-                labelled += 1
-                cut += ends
+            if s.kind in cut:
+                cut[s.kind] += ends
+                total[s.kind] += 1
+                if s.kind == "clause" and s.length <= 0.8:
+                    short_cut += ends
+                    short_total += 1
         cut_utts += cut_here
+    labelled = total["clause"] + total["sentence"]
     return {
-        "false_cutoff_rate": cut / max(1, labelled),
+        "false_cutoff_rate": (cut["clause"] + cut["sentence"]) / max(1, labelled),
+        "false_cutoff_rate_clause": cut["clause"] / max(1, total["clause"]),
+        "false_cutoff_rate_clause_le_0_8s": short_cut / max(1, short_total),
+        "false_cutoff_rate_sentence": cut["sentence"] / max(1, total["sentence"]),
         "labelled_pauses": float(labelled),
+        "clause_pauses": float(total["clause"]),
         "utterances_cut_rate": cut_utts / max(1, len(clips)),
         "utterances": float(len(clips)),
         "eot_delay_s_mean": statistics.fmean(delays) if delays else float("nan"),
@@ -138,26 +154,46 @@ def score(policy: EndOfTurnPolicy, clips: list[tuple[LabelledClip, list[Silence]
 
 
 def policies(default_ms: int) -> dict[str, EndOfTurnPolicy]:
-    out = {
-        f"fixed_{ms}ms": EndOfTurnPolicy(EndOfTurnConfig(adaptive=False), ms)
-        for ms in (300, 400, 600, 800, 1000)
-    }
-    out["adaptive_default"] = EndOfTurnPolicy(EndOfTurnConfig(), default_ms)
+    fixed = (300, 400, 600, 800, 1000)
+    out = {f"fixed_{ms}ms": EndOfTurnPolicy(EndOfTurnConfig(adaptive=False), ms) for ms in fixed}
+    out["adaptive"] = EndOfTurnPolicy(EndOfTurnConfig(), default_ms)
     return out
 
 
-def sweep(clips: list[tuple[LabelledClip, list[Silence]]]) -> None:
-    rows = []
-    for complete in (200, 250, 300, 350, 400):
-        for incomplete in (800, 1000, 1200, 1500):
-            for default in (400, 500, 600, 800):
-                cfg = EndOfTurnConfig(complete_silence_ms=complete, incomplete_silence_ms=incomplete)
-                r = score(EndOfTurnPolicy(cfg, default), clips)
-                rows.append((r["false_cutoff_rate"], r["eot_delay_s_mean"], complete, incomplete, default))
-    for row in sorted(rows, key=lambda r: (r[0] > 0.015, r[1]))[:15]:
-        print(
-            f"  sweep complete {row[2]} incomplete {row[3]} default {row[4]}: cut {row[0]:.3f} delay {row[1]:.3f}"
+def sweep(clips: Prepared, default_ms: int) -> EndOfTurnConfig:
+    """Choose on these clips: fewest clause cut-offs with a mean delay at most the fixed default's + 50 ms."""
+    budget = (
+        score(EndOfTurnPolicy(EndOfTurnConfig(adaptive=False), default_ms), clips)["eot_delay_s_mean"] + 0.05
+    )
+    best: tuple[float, float, EndOfTurnConfig] | None = None
+    grid = itertools.product(
+        (200, 250, 300), (300, 400, 500, 600), (400, 500, 600), (1000, 1200, 1500), (600, 800)
+    )
+    for question, statement, unknown, incomplete, timeout in grid:
+        cfg = EndOfTurnConfig(
+            question_silence_ms=question,
+            statement_silence_ms=statement,
+            unknown_silence_ms=unknown,
+            incomplete_silence_ms=incomplete,
+            words_timeout_ms=timeout,
         )
+        r = score(EndOfTurnPolicy(cfg, default_ms), clips)
+        key = (r["false_cutoff_rate_clause"], r["eot_delay_s_mean"])
+        if r["eot_delay_s_mean"] <= budget and (best is None or key < best[:2]):
+            best = (*key, cfg)
+    assert best is not None
+    print(f"  sweep: chose {best[2].model_dump()} (clause cut-offs {best[0]:.3f}, delay {best[1]:.3f} s)")
+    return best[2]
+
+
+async def prepare(split: str, config: SpeechConfig) -> Prepared:
+    after = config.end_of_turn.speculative_after_ms / 1000
+    prepared = []
+    for clip in build_clips(split):
+        silences = vad_silences(clip, config.vad.threshold, config.vad.min_speech_ms / 1000)
+        await transcribe_silences(clip, silences, after)
+        prepared.append((clip, silences))
+    return prepared
 
 
 async def main(split: str, do_sweep: bool) -> dict[str, float]:
@@ -165,23 +201,22 @@ async def main(split: str, do_sweep: bool) -> dict[str, float]:
     print(f"machine: nproc {os.cpu_count()}, load average {load[0]:.2f} / {load[1]:.2f}")
     config = SpeechConfig()
     await create_stt(config.stt).warm_up()
-    after = config.end_of_turn.speculative_after_ms / 1000
     result: dict[str, float] = {}
     for part in ["tune", "heldout", "real"] if split == "all" else [split]:
-        prepared = []
-        for clip in build_clips(part):
-            silences = vad_silences(clip, config.vad.threshold, config.vad.min_speech_ms / 1000)
-            await transcribe_silences(clip, silences, after)
-            prepared.append((clip, silences))
+        prepared = await prepare(part, config)
         print(f"{part}: {len(prepared)} clips, {sum(len(s) for _, s in prepared)} silences")
+        candidates = policies(config.vad.end_of_turn_silence_ms)
         if do_sweep:
-            sweep(prepared)
-        for name, policy in policies(config.vad.end_of_turn_silence_ms).items():
+            chosen = sweep(prepared, config.vad.end_of_turn_silence_ms)
+            candidates["adaptive_swept"] = EndOfTurnPolicy(chosen, config.vad.end_of_turn_silence_ms)
+        for name, policy in candidates.items():
             r = score(policy, prepared)
             print(
-                f"  {name:18s} false cut-offs {r['false_cutoff_rate']:.3f} of {r['labelled_pauses']:.0f} pauses, "
-                f"utterances cut {r['utterances_cut_rate']:.3f}, EOT delay mean {r['eot_delay_s_mean']:.3f} s "
-                f"p50 {r['eot_delay_s_p50']:.3f} s"
+                f"  {name:16s} false cut-offs: all {r['false_cutoff_rate']:.3f} of {r['labelled_pauses']:.0f}, "
+                f"clause {r['false_cutoff_rate_clause']:.3f} of {r['clause_pauses']:.0f} "
+                f"(<=0.8 s {r['false_cutoff_rate_clause_le_0_8s']:.3f}), sentence "
+                f"{r['false_cutoff_rate_sentence']:.3f}; utterances cut {r['utterances_cut_rate']:.3f}; "
+                f"EOT delay mean {r['eot_delay_s_mean']:.3f} s p50 {r['eot_delay_s_p50']:.3f} s"
             )
             for k, v in r.items():
                 result[f"{part}_{name}_{k}"] = round(v, 4)

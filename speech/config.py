@@ -19,12 +19,12 @@ class EndOfTurnConfig(BaseModel):
     adaptive: bool = True
     # Silence after which the speculative transcript starts: its words pick the silence that ends the turn.
     speculative_after_ms: int = Field(default=120, ge=0)
-    question_silence_ms: int = Field(default=250, ge=50)  # "What time do you open?"
-    statement_silence_ms: int = Field(default=500, ge=50)  # "I need to change my booking."
-    unknown_silence_ms: int = Field(default=600, ge=50)  # no punctuation or no words to go by
-    incomplete_silence_ms: int = Field(default=1200, ge=50)  # "I'd like to book a table for..."
+    question_silence_ms: int = Field(default=200, ge=50)  # "What time do you open?"
+    statement_silence_ms: int = Field(default=300, ge=50)  # "I need to change my booking."
+    unknown_silence_ms: int = Field(default=400, ge=50)  # no punctuation to go by
+    incomplete_silence_ms: int = Field(default=1500, ge=50)  # "I'd like to book a table for..."
     # Longest wait for the words (a busy machine): then the turn ends after this much silence anyway.
-    words_timeout_ms: int = Field(default=800, ge=50)
+    words_timeout_ms: int = Field(default=600, ge=50)
 
 
 class STTConfig(BaseModel):
@@ -61,6 +61,15 @@ class BargeInConfig(BaseModel):
     pause_threshold: float = Field(default=0.1, gt=0.0, le=1.0)
     # Gap in caller speech after which an unconfirmed barge-in counts as a false trigger.
     false_trigger_gap_ms: int = Field(default=150, ge=0)
+    # Decide with words (speech/backchannel.py): confirmed speech keeps the reply paused until the caller is
+    # quiet for backchannel_end_gap_ms; its transcript then resumes the reply ("mm-hm", "okay", a cough) or
+    # stops it ("wait", "no, I meant...", a question). Speech longer than max_backchannel_ms stops it at
+    # once. With decide_with_words=False, min_speech_ms of speech stops the reply (the old rule).
+    decide_with_words: bool = True
+    backchannel_end_gap_ms: int = Field(default=200, ge=32)
+    max_backchannel_ms: int = Field(default=1200, ge=100)
+    decision_timeout_ms: int = Field(default=1000, ge=50)
+    early_decision_ms: int = Field(default=500, ge=100)  # transcribe a longer sound once while it goes on
 
 
 class SpeechConfig(BaseModel):

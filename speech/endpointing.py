@@ -9,7 +9,8 @@ which case this is:
 - ``STATEMENT``: ends with ``.``/``!`` -> a middle one (callers often add a sentence after a statement);
 - ``INCOMPLETE``: a trailing conjunction, filler, preposition, article or auxiliary ("and", "so", "um",
   "for", "the", "is"), or Whisper's own trailing comma, dash or ellipsis -> the long silence;
-- ``UNKNOWN``: no words, or no punctuation to go by -> ``unknown_silence_ms``.
+  A voiced turn with no words at all (a lone "um") counts as incomplete too;
+- ``UNKNOWN``: no punctuation to go by -> ``unknown_silence_ms``.
 
 Until the words are known the turn can end only after ``words_timeout_ms`` of silence, so a busy machine
 delays the decision but never cuts a caller off before their words were read.
@@ -81,7 +82,7 @@ def completeness(text: str) -> Completeness:
     stripped = text.strip()
     words = _WORD.findall(stripped.lower().replace("’", "'"))
     if not words:
-        return Completeness.UNKNOWN
+        return Completeness.INCOMPLETE  # voiced but no words yet: "um", "uh", a breath before speaking
     if _OPEN_PUNCTUATION.search(stripped):
         return Completeness.INCOMPLETE
     # Before the question mark: Whisper writes "Can I book a table for?" for a caller who paused after "for".

@@ -69,9 +69,12 @@ class LabelledClip:
     speech_start: float
     speech_end: float  # the end of the turn
     pauses: list[tuple[float, float]] = field(default_factory=list)  # labelled mid-utterance pauses
+    # Per pause: "clause" (the words so far are unfinished: a cut-off there is plainly wrong) or "sentence"
+    # (a complete sentence the caller then continues: taking the turn there is early, not absurd).
+    kinds: list[str] = field(default_factory=list)
 
 
-def _join(name: str, fragments: list[np.ndarray], rng: random.Random) -> LabelledClip:
+def _join(name: str, texts: list[str], fragments: list[np.ndarray], rng: random.Random) -> LabelledClip:
     parts = [np.zeros(int(LEAD_S * RATE), np.int16)]
     at = LEAD_S
     pauses = []
@@ -84,7 +87,8 @@ def _join(name: str, fragments: list[np.ndarray], rng: random.Random) -> Labelle
         parts.append(pcm)
         at += len(pcm) / RATE
     parts.append(np.zeros(int(TAIL_S * RATE), np.int16))
-    return LabelledClip(name, np.concatenate(parts), LEAD_S, at, pauses)
+    kinds = ["sentence" if t.rstrip().endswith((".", "?", "!")) else "clause" for t in texts[:-1]]
+    return LabelledClip(name, np.concatenate(parts), LEAD_S, at, pauses, kinds)
 
 
 def synthesized_clips(
@@ -95,7 +99,7 @@ def synthesized_clips(
     for backend, voice, speed in voices:
         for template in templates:
             fragments = [synthesize(text, backend, voice, speed) for text in template]
-            clips.append(_join(f"{voice}@{speed}: {' | '.join(template)}", fragments, rng))
+            clips.append(_join(f"{voice}@{speed}: {' | '.join(template)}", template, fragments, rng))
     return clips
 
 
@@ -113,7 +117,8 @@ def real_labelled_clips() -> list[LabelledClip]:
             ]
         )
         end = LEAD_S + (edges[1] - edges[0]) / RATE
-        clips.append(LabelledClip(f"real {clip.speaker}: {clip.text}", padded, LEAD_S, end, [(LEAD_S, end)]))
+        name = f"real {clip.speaker}: {clip.text}"
+        clips.append(LabelledClip(name, padded, LEAD_S, end, [(LEAD_S, end)], ["clause"]))
     return clips
 
 
