@@ -166,6 +166,7 @@ def sweep(clips: Prepared, default_ms: int) -> EndOfTurnConfig:
         score(EndOfTurnPolicy(EndOfTurnConfig(adaptive=False), default_ms), clips)["eot_delay_s_mean"] + 0.05
     )
     best: tuple[float, float, EndOfTurnConfig] | None = None
+    frontier: dict[float, tuple[float, float, EndOfTurnConfig]] = {}  # delay bucket -> fewest cut-offs
     grid = itertools.product(
         (200, 250, 300), (300, 400, 500, 600), (400, 500, 600), (1000, 1200, 1500), (600, 800)
     )
@@ -181,7 +182,16 @@ def sweep(clips: Prepared, default_ms: int) -> EndOfTurnConfig:
         key = (r["false_cutoff_rate_clause"], r["eot_delay_s_mean"])
         if r["eot_delay_s_mean"] <= budget and (best is None or key < best[:2]):
             best = (*key, cfg)
+        bucket = round(r["eot_delay_s_mean"] / 0.1) * 0.1
+        if bucket not in frontier or key < frontier[bucket][:2]:
+            frontier[bucket] = (*key, cfg)
     assert best is not None
+    for bucket, (cut, delay, cfg) in sorted(frontier.items()):
+        fields = ["question", "statement", "unknown", "incomplete"]
+        chosen = ", ".join(f"{f} {getattr(cfg, f + '_silence_ms')}" for f in fields)
+        print(
+            f"  trade-off: delay ~{bucket:.1f} s -> clause cut-offs {cut:.3f} ({chosen}, timeout {cfg.words_timeout_ms})"
+        )
     print(f"  sweep: chose {best[2].model_dump()} (clause cut-offs {best[0]:.3f}, delay {best[1]:.3f} s)")
     return best[2]
 
