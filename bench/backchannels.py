@@ -62,10 +62,11 @@ def p50(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-async def main(split: str) -> dict[str, float]:
+async def main(split: str, words: bool) -> dict[str, float]:
     load = os.getloadavg()
     print(f"machine: nproc {os.cpu_count()}, load average {load[0]:.2f} / {load[1]:.2f}")
     config = SpeechConfig()
+    config.barge_in.decide_with_words = words
     stt = create_stt(config.stt)
     await stt.warm_up()
     agent = (synthesize(AGENT_TEXT, "piper", "joe"), 16_000)
@@ -122,5 +123,6 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--split", choices=["heldout", "tune", "all"], default="heldout")
+    parser.add_argument("--no-words", action="store_true", help="the old rule: 200 ms of voice interrupts")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.split))))
+    print(json.dumps(asyncio.run(main(args.split, not args.no_words))))

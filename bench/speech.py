@@ -7,7 +7,7 @@ true end of speech is known to 10 ms) and streamed into a ``TurnListener`` in re
 as a caller would. Per run:
 
 - ``eot_delay``: true end of speech -> ``SpeechStopped`` (the listener's TurnEnd event) arrives;
-  mostly the configured end-of-turn silence (400 ms) plus VAD chunking (32 ms).
+  the end-of-turn silence the words chose (adaptive; ``--fixed-eot``: the fixed 400 ms) plus VAD chunking.
 - ``stt_final_latency``: TurnEnd -> ``FinalTranscript`` arrives, i.e. what STT adds once the end of
   the turn is known (the speculative final starts 200 ms into the silence, so this is often ~0).
 - ``stt_final_after_speech_end``: true end of speech -> final transcript (the two above together).
@@ -59,6 +59,7 @@ TTS_SENTENCE = "I found three open slots for you on Monday morning next week."  
 LEAD_SECONDS = 0.5
 TAIL_SECONDS = 1.2
 FRAME_MS = 20
+LISTENER_CONFIG = SpeechConfig()  # --fixed-eot: end_of_turn.adaptive off (the fixed silence, for comparison)
 
 
 @dataclass
@@ -106,7 +107,7 @@ def make_utterances() -> list[Utterance]:
 
 async def listen_once(stt: SpeechToText, utt: Utterance) -> dict[str, float | str]:
     """Stream one clip in real time; return the per-run latencies and the final text."""
-    listener = TurnListener(stt, SpeechConfig())
+    listener = TurnListener(stt, LISTENER_CONFIG)
     arrivals: dict[str, float] = {}
     finals: list[FinalTranscript] = []
 
@@ -255,7 +256,9 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--fixed-eot", action="store_true", help="fixed end-of-turn silence (adaptive off)")
     args = parser.parse_args()
+    LISTENER_CONFIG.end_of_turn.adaptive = not args.fixed_eot
     if args.runs < 1:
         parser.error("--runs must be >= 1")
     print(json.dumps(asyncio.run(main(args.runs))))

@@ -216,7 +216,7 @@ async def main(split: str, do_sweep: bool) -> dict[str, float]:
         prepared = await prepare(part, config)
         print(f"{part}: {len(prepared)} clips, {sum(len(s) for _, s in prepared)} silences")
         candidates = policies(config.vad.end_of_turn_silence_ms)
-        if do_sweep:
+        if do_sweep and part == "tune":  # choose on the tuning split only; the others are reported
             chosen = sweep(prepared, config.vad.end_of_turn_silence_ms)
             candidates["adaptive_swept"] = EndOfTurnPolicy(chosen, config.vad.end_of_turn_silence_ms)
         for name, policy in candidates.items():
@@ -240,6 +240,6 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--split", choices=["tune", "heldout", "real", "all"], default="all")
-    parser.add_argument("--sweep", action="store_true", help="grid over the silences (use on --split tune)")
+    parser.add_argument("--sweep", action="store_true", help="choose thresholds on the tuning split (grid)")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main(args.split, args.sweep))))
