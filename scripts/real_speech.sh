@@ -40,13 +40,16 @@ fetch() {
   mkdir -p "$DEST/pyannote"
   cp "$tmp"/pyannote_audio-4.0.7/src/pyannote/audio/sample/sample.{wav,rttm,stm} "$DEST/pyannote/"
   cp "$tmp"/pyannote_audio-4.0.7/tests/data/{dev,tst,trn}0[0-9].wav "$tmp"/pyannote_audio-4.0.7/tests/data/debug.*.rttm \
-    "$DEST/pyannote/" 2>/dev/null || true
+    "$DEST/pyannote/"
   cp "$tmp/pyannote_audio-4.0.7/LICENSE" "$DEST/pyannote/LICENSE"
   log "real speech: alsa-utils .deb"
-  (cd "$tmp" && apt-get download alsa-utils >/dev/null 2>&1) || {
-    log "apt-get download alsa-utils failed; run 'apt-get update' first"
-    return 1
-  }
+  if ! (cd "$tmp" && apt-get download alsa-utils >/dev/null 2>&1); then
+    log "apt-get download alsa-utils failed; refreshing the package lists once"
+    local sudo=""
+    [[ $(id -u) != 0 ]] && sudo=sudo
+    $sudo apt-get update -qq
+    (cd "$tmp" && apt-get download alsa-utils >/dev/null)
+  fi
   dpkg-deb -x "$tmp"/alsa-utils_*.deb "$tmp/alsa"
   rm -rf "$DEST/alsa"
   mkdir -p "$DEST/alsa"
