@@ -143,3 +143,33 @@ async def test_real_recorded_interruptions_stop(agent: tuple[np.ndarray, int]) -
     for sound in picks:
         outcome = await play_against_agent(agent, sound.pcm, stt, config)
         assert outcome.interrupted, (sound.name, outcome.decisions)
+
+
+class FailingSTT(FakeSTT):
+    """A fake STT whose model call fails."""
+
+    async def transcribe(self, audio: np.ndarray, *, partial: bool = False) -> Transcript | None:
+        raise RuntimeError("model crashed")
+
+
+async def test_a_failed_transcription_stops_the_reply_instead_of_leaving_it_paused() -> None:
+    playback = PlaybackController(16_000)
+    playback.enqueue(AudioFrame(np.full(16_000, 1000, np.int16), 16_000, meta={"text": AGENT_TEXT}))
+    stopped: list[str] = []
+    detector = BargeInDetector(
+        playback,
+        BargeInConfig(),
+        decider=BackchannelDecider(FailingSTT(), BargeInConfig()),
+        on_barge_in=stopped.append,
+    )
+    for i in range(16):
+        detector.on_vad(VadChunk(i * 0.032, 0.9 if i < 8 else 0.0, samples=np.zeros(512, np.float32)))
+    assert await detector.wait_decided(2.0)
+    assert len(stopped) == 1 and not playback.has_audio and not playback.is_paused
+    assert detector.decisions[-1].reason == "stt failed"
+
+
+@pytest.mark.parametrize("text", ["🙂🙂", "?", "...", "a" * 10_000, "Mm-hmm " * 500])
+def test_odd_transcripts_classify_without_error(text: str) -> None:
+    assert classify_barge_in(text) in (BargeInKind.BACKCHANNEL, BargeInKind.INTERRUPTION)
+    assert is_clear_interruption(text) in (True, False)
