@@ -67,18 +67,21 @@ async def test_a_late_decision_counts_as_an_interruption() -> None:
     assert decision.kind is BargeInKind.INTERRUPTION and decision.reason == "timeout"
 
 
+def speaking_agent() -> PlaybackController:
+    """Playback with one second of the agent's voice queued."""
+    playback = PlaybackController(16_000)
+    playback.enqueue(AudioFrame(np.full(16_000, 1000, np.int16), 16_000, meta={"text": AGENT_TEXT}))
+    return playback
+
+
 async def test_a_backchannel_resumes_and_its_turn_is_absorbed() -> None:
     """Words mode with a fake STT: the reply pauses at the sound, resumes after the decision, and the
     listener's turn for that sound (same stream times) is recognised as the backchannel."""
-    playback = PlaybackController(16_000)
-    playback.enqueue(AudioFrame(np.full(16_000, 1000, np.int16), 16_000, meta={"text": AGENT_TEXT}))
+    playback = speaking_agent()
     resumed: list[str] = []
-    detector = BargeInDetector(
-        playback,
-        BargeInConfig(),
-        decider=BackchannelDecider(FakeSTT("Mm-hmm."), BargeInConfig()),
-        on_backchannel=lambda d: resumed.append(d.text),
-    )
+    decider = BackchannelDecider(FakeSTT("Mm-hmm."), BargeInConfig())
+    on_backchannel = lambda d: resumed.append(d.text)  # noqa: E731
+    detector = BargeInDetector(playback, BargeInConfig(), decider=decider, on_backchannel=on_backchannel)
     chunk = np.zeros(512, np.float32)
     for i in range(8):  # 0.26 s of voice from stream time 10.0
         detector.on_vad(VadChunk(10 + i * 0.032, 0.9, samples=chunk))
@@ -153,15 +156,10 @@ class FailingSTT(FakeSTT):
 
 
 async def test_a_failed_transcription_stops_the_reply_instead_of_leaving_it_paused() -> None:
-    playback = PlaybackController(16_000)
-    playback.enqueue(AudioFrame(np.full(16_000, 1000, np.int16), 16_000, meta={"text": AGENT_TEXT}))
+    playback = speaking_agent()
     stopped: list[str] = []
-    detector = BargeInDetector(
-        playback,
-        BargeInConfig(),
-        decider=BackchannelDecider(FailingSTT(), BargeInConfig()),
-        on_barge_in=stopped.append,
-    )
+    decider = BackchannelDecider(FailingSTT(), BargeInConfig())
+    detector = BargeInDetector(playback, BargeInConfig(), decider=decider, on_barge_in=stopped.append)
     for i in range(16):
         detector.on_vad(VadChunk(i * 0.032, 0.9 if i < 8 else 0.0, samples=np.zeros(512, np.float32)))
     assert await detector.wait_decided(2.0)
