@@ -80,7 +80,7 @@ async def test_a_backchannel_resumes_and_its_turn_is_absorbed() -> None:
     playback = speaking_agent()
     resumed: list[str] = []
     decider = BackchannelDecider(FakeSTT("Mm-hmm."), BargeInConfig())
-    on_backchannel = lambda d: resumed.append(d.text)  # noqa: E731
+    on_backchannel = lambda d: resumed.append(d.text)
     detector = BargeInDetector(playback, BargeInConfig(), decider=decider, on_backchannel=on_backchannel)
     chunk = np.zeros(512, np.float32)
     for i in range(8):  # 0.26 s of voice from stream time 10.0
