@@ -7,14 +7,15 @@ true end of speech is known to 10 ms) and streamed into a ``TurnListener`` in re
 as a caller would. Per run:
 
 - ``eot_delay``: true end of speech -> ``SpeechStopped`` (the listener's TurnEnd event) arrives;
-  mostly the configured end-of-turn silence (400 ms) plus VAD chunking (32 ms).
+  the end-of-turn silence the words chose (adaptive; ``--fixed-eot``: the fixed 400 ms) plus VAD chunking.
 - ``stt_final_latency``: TurnEnd -> ``FinalTranscript`` arrives, i.e. what STT adds once the end of
   the turn is known (the speculative final starts 200 ms into the silence, so this is often ~0).
 - ``stt_final_after_speech_end``: true end of speech -> final transcript (the two above together).
 - ``stt_compute``: model time of one transcription of the whole utterance (no overlap with silence).
 
-TTS: time from ``synthesize()`` to the first audio frame for a 12-word sentence, and the real-time factor
-(synthesis time / audio duration). Medians of ``--runs`` runs each. Prints the machine (nproc, load
+TTS: time from ``synthesize()`` to the first audio frame for a 12-word sentence, to its first audible
+sample (above -40 dBFS: what the caller hears first) with and without the leading-silence trim
+(speech/tts/silence.py), and the real-time factor (synthesis time / audio duration). Medians of ``--runs`` runs each. Prints the machine (nproc, load
 average) and ends with one JSON line for CI trend charts.
 """
 
@@ -58,6 +59,7 @@ TTS_SENTENCE = "I found three open slots for you on Monday morning next week."  
 LEAD_SECONDS = 0.5
 TAIL_SECONDS = 1.2
 FRAME_MS = 20
+LISTENER_CONFIG = SpeechConfig()  # --fixed-eot: end_of_turn.adaptive off (the fixed silence, for comparison)
 
 
 @dataclass
@@ -105,7 +107,7 @@ def make_utterances() -> list[Utterance]:
 
 async def listen_once(stt: SpeechToText, utt: Utterance) -> dict[str, float | str]:
     """Stream one clip in real time; return the per-run latencies and the final text."""
-    listener = TurnListener(stt, SpeechConfig())
+    listener = TurnListener(stt, LISTENER_CONFIG)
     arrivals: dict[str, float] = {}
     finals: list[FinalTranscript] = []
 
@@ -179,27 +181,55 @@ async def bench_stt(stt: SpeechToText, utterances: list[Utterance], runs: int) -
     return result
 
 
-async def bench_tts(runs: int) -> dict[str, float]:
-    started = time.perf_counter()
-    tts = create_tts(TTSConfig(backend="piper"))
-    created = time.perf_counter() - started
-    firsts, rtfs = [], []
+_AUDIBLE = 32768 * 10 ** (-40 / 20)  # first sample above -40 dBFS counts as the start of the voice
+
+
+async def tts_runs(config: TTSConfig, runs: int) -> tuple[list[float], list[float], list[float]]:
+    """(first frame, first audible sample, RTF) per run: the first frame may start with silence."""
+    tts = create_tts(config)
+    firsts, audibles, rtfs = [], [], []
     for _ in range(runs):
         started = time.perf_counter()
-        first = 0.0
+        first = audible = 0.0
         samples = 0
         async for frame in tts.synthesize(TTS_SENTENCE):
-            first = first or time.perf_counter() - started
+            now = time.perf_counter() - started
+            first = first or now
+            loud = np.nonzero(np.abs(frame.pcm) > _AUDIBLE)[0]
+            if not audible and len(loud):
+                audible = now + int(loud[0]) / frame.sample_rate  # it plays that long after the frame starts
             samples += frame.samples
         total = time.perf_counter() - started
         firsts.append(first)
+        audibles.append(audible)
         rtfs.append(total / (samples / tts.sample_rate))
+    return firsts, audibles, rtfs
+
+
+async def bench_tts(runs: int) -> dict[str, float]:
+    """Piper with and without the leading-silence trim, interleaved per run so load hits both alike."""
+    started = time.perf_counter()
+    create_tts(TTSConfig(backend="piper"))
+    created = time.perf_counter() - started
+    out: dict[str, list[float]] = {}
+    for _ in range(runs):
+        for trim in (True, False):
+            firsts, audibles, rtfs = await tts_runs(TTSConfig(backend="piper", trim_leading_silence=trim), 1)
+            suffix = "" if trim else "_untrimmed"
+            for key, values in (("first_audio", firsts), ("first_audible", audibles), ("rtf", rtfs)):
+                out.setdefault(f"{key}{suffix}", []).extend(values)
     print(
-        f"TTS piper, 12-word sentence ({runs} runs): first audio p50 {median(firsts) * 1000:.0f} ms "
-        f"[runs {', '.join(f'{v * 1000:.0f}' for v in firsts)}], RTF p50 {median(rtfs):.3f} "
-        f"(voice shared in-process; create_tts took {created:.2f} s here)"
+        f"TTS piper, 12-word sentence ({runs} runs): first audio p50 {median(out['first_audio']) * 1000:.0f} ms "
+        f"[runs {', '.join(f'{v * 1000:.0f}' for v in out['first_audio'])}], first audible sample p50 "
+        f"{median(out['first_audible']) * 1000:.0f} ms (untrimmed {median(out['first_audible_untrimmed']) * 1000:.0f} ms), "
+        f"RTF p50 {median(out['rtf']):.3f} (voice shared in-process; create_tts took {created:.2f} s here)"
     )
-    return {"tts_first_audio_s_p50": median(firsts), "tts_rtf_p50": median(rtfs)}
+    return {
+        "tts_first_audio_s_p50": median(out["first_audio"]),
+        "tts_first_audible_s_p50": median(out["first_audible"]),
+        "tts_first_audible_untrimmed_s_p50": median(out["first_audible_untrimmed"]),
+        "tts_rtf_p50": median(out["rtf"]),
+    }
 
 
 def machine() -> dict[str, float]:
@@ -226,7 +256,9 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--fixed-eot", action="store_true", help="fixed end-of-turn silence (adaptive off)")
     args = parser.parse_args()
+    LISTENER_CONFIG.end_of_turn.adaptive = not args.fixed_eot
     if args.runs < 1:
         parser.error("--runs must be >= 1")
     print(json.dumps(asyncio.run(main(args.runs))))

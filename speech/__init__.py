@@ -3,7 +3,9 @@
 Transport-agnostic: everything flows as ``AudioFrame``. Heavy models load only when a backend is created.
 """
 
+from speech.backchannel import BackchannelDecider, BargeInKind, classify_barge_in
 from speech.bargein import BargeInDetector
+from speech.endpointing import EndOfTurnPolicy
 from speech.events import FinalTranscript, PartialTranscript, SpeechStarted, SpeechStopped
 from speech.frames import AudioFrame
 from speech.listener import TurnListener
@@ -16,7 +18,10 @@ from speech.tts.registry import create_tts
 
 __all__ = [
     "AudioFrame",
+    "BackchannelDecider",
     "BargeInDetector",
+    "BargeInKind",
+    "EndOfTurnPolicy",
     "FinalTranscript",
     "PartialTranscript",
     "PlaybackController",
@@ -26,6 +31,7 @@ __all__ = [
     "SpeechStopped",
     "TurnListener",
     "TurnTimings",
+    "classify_barge_in",
     "create_stt",
     "create_tts",
 ]

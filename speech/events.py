@@ -36,10 +36,26 @@ class FinalTranscript:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeculativeTranscript:
+    """The caller paused: the words of the turn so far, before the turn is known to have ended.
+
+    ``speech_end_t`` is when the pause began (stream time); ``end_after_s`` is the silence after which this
+    pause ends the turn (adaptive end of turn). If the turn ends at this pause, its ``FinalTranscript`` has
+    the same text, so a reply may be prepared from here (speculative start); a ``SpeechStarted`` or
+    another ``SpeculativeTranscript`` means the caller went on and the preparation must be dropped.
+    Nothing may be spoken before the ``FinalTranscript``.
+    """
+
+    text: str
+    speech_end_t: float
+    end_after_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechStopped:
     """End of turn: the caller has been silent for the configured end-of-turn time since ``t``."""
 
     t: float
 
 
-ListenerEvent = SpeechStarted | PartialTranscript | FinalTranscript | SpeechStopped
+ListenerEvent = SpeechStarted | PartialTranscript | SpeculativeTranscript | FinalTranscript | SpeechStopped

@@ -10,6 +10,13 @@ what the final would use, so its transcription starts then instead of after the 
 (400 ms); if the caller goes on speaking the guess is dropped. This hides most of the model time inside
 the end-of-turn wait. Partials are only started while the caller is voiced, so they rarely hold up a final.
 
+Adaptive end of turn (``speech.end_of_turn.adaptive``): the speculative transcription starts earlier
+(``speculative_after_ms`` into the silence) and its words set how long this silence must last to end the
+turn (``speech.endpointing``): short after a question, longer after a statement, long after "and", "um"
+or "for". Until the words are known only ``words_timeout_ms`` of silence ends the turn, so a busy machine
+delays turn ends a little instead of cutting callers off. With ``adaptive: false`` the fixed
+``vad.end_of_turn_silence_ms`` applies, as before.
+
 Stream time: the first frame's ``timestamp`` (or ``time.monotonic()`` if it is 0) plus the number of
 samples received since, so event times are exact even when audio is pushed faster than real time.
 """
@@ -25,7 +32,15 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 
 from speech.config import SpeechConfig
-from speech.events import FinalTranscript, ListenerEvent, PartialTranscript, SpeechStarted, SpeechStopped
+from speech.endpointing import EndOfTurnPolicy
+from speech.events import (
+    FinalTranscript,
+    ListenerEvent,
+    PartialTranscript,
+    SpeculativeTranscript,
+    SpeechStarted,
+    SpeechStopped,
+)
 from speech.frames import AudioFrame
 from speech.resample import Resampler
 from speech.stt.base import SpeechToText, Transcript
@@ -58,7 +73,10 @@ class TurnListener:
         self.stt = stt
         self.config = config
         self._vad = vad or SileroVAD()
-        self._detector = EndOfTurnDetector(config.vad)
+        self._policy = EndOfTurnPolicy(config.end_of_turn, config.vad.end_of_turn_silence_ms)
+        # Adaptive: until a pause's words are known, only the words timeout ends the turn.
+        self._detector = EndOfTurnDetector(config.vad, end_silence=self._policy.words_timeout)
+        self._speculate_after = self._policy.transcribe_after if self._policy.adaptive else _POST_ROLL_SECONDS
         self._on_vad = on_vad
         self._resampler: Resampler | None = None
         self._events: asyncio.Queue[ListenerEvent | None] = asyncio.Queue(_EVENT_QUEUE_SIZE)
@@ -189,9 +207,25 @@ class TurnListener:
         if silence_start is None:
             self._drop_speculative()  # caller spoke again: the guess lacks words
             return
-        if self._speculative is None and self.stream_time - silence_start >= _POST_ROLL_SECONDS:
-            audio = self._turn_audio(until=silence_start + _POST_ROLL_SECONDS)
-            self._speculative = (silence_start, asyncio.ensure_future(self.stt.transcribe(audio)))
+        if self._speculative is None and self.stream_time - silence_start >= self._speculate_after:
+            audio = self._turn_audio(until=silence_start + self._speculate_after)
+            task = asyncio.ensure_future(self.stt.transcribe(audio))
+            self._speculative = (silence_start, task)
+            task.add_done_callback(lambda done: self._decide_silence(silence_start, done))
+
+    def _decide_silence(self, silence_start: float, done: asyncio.Future[Transcript | None]) -> None:
+        """The words of the turn so far are known: set how long this pause must last to end the turn."""
+        if done.cancelled() or done.exception() is not None:
+            return
+        if self._speculative is None or self._speculative[0] != silence_start:
+            return  # the caller spoke again (or the turn already ended): this pause is over
+        result = done.result()
+        text = result.text if result is not None else ""
+        wait = self._policy.silence_for(text)
+        if self._policy.adaptive:
+            self._detector.require_silence(wait)
+        if self._detector.in_turn and text:
+            self._put(SpeculativeTranscript(text, silence_start, wait))
 
     def _take_speculative(self, speech_end: float) -> asyncio.Future[Transcript | None] | None:
         speculative, self._speculative = self._speculative, None

@@ -4,7 +4,8 @@ Hysteresis (enter at ``threshold``, leave below ``threshold - 0.15``) keeps one 
 flipping the state. A start is only reported once ``min_speech_ms`` of voiced audio accumulated, so
 clicks and coughs never open a turn; its time is the onset of the first voiced chunk, so turn
 boundaries stay accurate. The end is reported after ``end_of_turn_silence_ms`` of silence, with the
-time the silence began.
+time the silence began, unless ``require_silence`` set another length for the current silence (adaptive end
+of turn: the listener sets it from the words of the turn so far, see ``speech.endpointing``).
 """
 
 from __future__ import annotations
@@ -38,20 +39,28 @@ TurnEvent = TurnStart | TurnEnd
 class EndOfTurnDetector:
     """Stateful turn detector for one stream; feed it ``VadChunk``s in order."""
 
-    def __init__(self, config: VADConfig) -> None:
+    def __init__(self, config: VADConfig, *, end_silence: float | None = None) -> None:
+        """``end_silence`` (seconds) overrides ``config.end_of_turn_silence_ms`` as the default wait."""
         self.threshold = config.threshold
         self.min_speech = config.min_speech_ms / 1000
-        self.end_silence = config.end_of_turn_silence_ms / 1000
+        self.end_silence = config.end_of_turn_silence_ms / 1000 if end_silence is None else end_silence
         self.in_turn = False
         self._voiced = False
         self._onset: float | None = None  # first voiced chunk of a candidate or open turn
         self._voiced_seconds = 0.0
         self._silence_start: float | None = None
+        self._required: float | None = None  # silence that ends the turn in the current pause, if decided
 
     @property
     def silence_start(self) -> float | None:
         """Start of the current silence inside an open turn (None while voiced or outside a turn)."""
         return self._silence_start if self.in_turn else None
+
+    def require_silence(self, seconds: float) -> None:
+        """End the turn after ``seconds`` of silence in the current pause (back to the default at the next
+        voiced chunk). Takes effect at the next chunk, also when the silence is already that long."""
+        if self._silence_start is not None:
+            self._required = seconds
 
     def update(self, chunk: VadChunk) -> list[TurnEvent]:
         self._voiced = self._is_voiced(chunk.probability)
@@ -66,6 +75,7 @@ class EndOfTurnDetector:
 
     def _on_voiced(self, chunk: VadChunk, chunk_end: float) -> list[TurnEvent]:
         self._silence_start = None
+        self._required = None
         if self._onset is None:
             self._onset = chunk.t
         self._voiced_seconds += chunk.duration
@@ -83,7 +93,7 @@ class EndOfTurnDetector:
         if not self.in_turn and silence >= min(_CANDIDATE_GAP_SECONDS, self.end_silence) - 1e-9:
             self._reset_candidate()
             return []
-        if silence < self.end_silence - 1e-9:
+        if silence < (self.end_silence if self._required is None else self._required) - 1e-9:
             return []
         speech_end = self._silence_start
         was_turn = self.in_turn
@@ -96,3 +106,4 @@ class EndOfTurnDetector:
         self._onset = None
         self._voiced_seconds = 0.0
         self._silence_start = None
+        self._required = None

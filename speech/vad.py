@@ -10,7 +10,7 @@ thread-safe); the state lives in each ``SileroVAD`` instance.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,11 +26,13 @@ CHUNK_SECONDS = CHUNK_SAMPLES / SAMPLE_RATE
 
 @dataclass(frozen=True, slots=True)
 class VadChunk:
-    """Speech probability of one 32 ms chunk starting at stream time ``t``."""
+    """Speech probability of one 32 ms chunk starting at stream time ``t``; ``samples`` is its audio
+    (16 kHz float32) when the VAD provides it, so a listener of chunks can keep what was said."""
 
     t: float
     probability: float
     duration: float = CHUNK_SECONDS
+    samples: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 class VoiceActivityDetector(Protocol):
@@ -94,7 +96,7 @@ class SileroVAD:
         chunks: list[VadChunk] = []
         while len(self._pending) >= CHUNK_SAMPLES:
             chunk, self._pending = self._pending[:CHUNK_SAMPLES], self._pending[CHUNK_SAMPLES:]
-            chunks.append(VadChunk(self._pending_t, self._run(chunk)))
+            chunks.append(VadChunk(self._pending_t, self._run(chunk), samples=chunk))
             self._pending_t += CHUNK_SECONDS
         return chunks
 

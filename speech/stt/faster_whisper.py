@@ -23,6 +23,7 @@ import numpy as np
 from speech.config import STTConfig
 from speech.errors import BackendUnavailableError, ModelNotFoundError
 from speech.stt.base import Transcript
+from speech.stt.repetition import collapse_repetitions
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,11 @@ class FasterWhisperSTT:
                 condition_on_previous_text=False,
                 without_timestamps=True,
                 vad_filter=False,  # our own VAD already cut the turn
+                repetition_penalty=self.config.repetition_penalty,
+                no_repeat_ngram_size=self.config.no_repeat_ngram_size,
             )
             text = " ".join(s.text.strip() for s in segments).strip()
+        text = collapse_repetitions(text)
         done = time.perf_counter()
         return Transcript(text, seconds, done - started, started - submitted)
 
@@ -236,6 +240,8 @@ class FasterWhisperSTT:
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            repetition_penalty=self.config.repetition_penalty,
+            no_repeat_ngram_size=self.config.no_repeat_ngram_size,
         )[0]
         tokens = result.sequences_ids[0]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)

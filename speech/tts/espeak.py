@@ -16,6 +16,7 @@ import numpy as np
 from speech.config import TTSConfig
 from speech.errors import BackendUnavailableError, SynthesisError
 from speech.frames import AudioFrame
+from speech.tts.silence import LeadingSilenceTrimmer
 
 _READ_BYTES = 4410  # ~100 ms at 22 050 Hz
 
@@ -34,6 +35,7 @@ class EspeakTTS:
         self._binary = binary
         self._voice = config.voice or "en-us"
         self._words_per_minute = max(80, int(175 * config.speaker_rate))
+        self._trim = config.trim_leading_silence
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
         if not any(ch.isalnum() for ch in text):
@@ -58,11 +60,17 @@ class EspeakTTS:
             if rate != self.sample_rate:
                 raise SynthesisError(f"espeak-ng produced {rate} Hz, expected {self.sample_rate} Hz")
             leftover = b""
+            trimmer = LeadingSilenceTrimmer(rate) if self._trim else None
             while data := await proc.stdout.read(_READ_BYTES):
                 data, leftover = leftover + data, b""
                 if len(data) % 2:
                     data, leftover = data[:-1], data[-1:]
-                yield AudioFrame(np.frombuffer(data, dtype="<i2").astype(np.int16), rate, meta={"text": text})
+                pcm = np.frombuffer(data, dtype="<i2").astype(np.int16)
+                pcm = trimmer.process(pcm) if trimmer is not None else pcm
+                if len(pcm):
+                    yield AudioFrame(pcm, rate, meta={"text": text})
+            if trimmer is not None and len(rest := trimmer.flush()):
+                yield AudioFrame(rest, rate, meta={"text": text})
             if await proc.wait() != 0:
                 stderr = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
                 raise SynthesisError(f"espeak-ng failed for {text[:40]!r}: {stderr.strip()}")

@@ -23,6 +23,7 @@ from speech.config import TTSConfig
 from speech.errors import BackendUnavailableError, ModelNotFoundError
 from speech.frames import AudioFrame
 from speech.sentences import split_for_speech
+from speech.tts.silence import LeadingSilenceTrimmer
 from speech.tts.threaded import synthesize_in_thread
 
 _load_lock = threading.Lock()
@@ -81,6 +82,7 @@ class PiperTTS:
             self._voice = _load_voice(model, voice_config)
         self.sample_rate: int = int(self._voice.config.sample_rate)
         self._length_scale = 1.0 / config.speaker_rate if config.speaker_rate > 0 else None
+        self._trim = config.trim_leading_silence
 
     def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
         return synthesize_in_thread(lambda: self._chunks(text), self.sample_rate, text)
@@ -90,5 +92,11 @@ class PiperTTS:
 
         syn = SynthesisConfig(length_scale=self._length_scale)
         for piece in split_for_speech(text):
+            trimmer = LeadingSilenceTrimmer(self.sample_rate) if self._trim else None
             for chunk in self._voice.synthesize(piece, syn_config=syn):
-                yield chunk.audio_int16_array.reshape(-1)
+                pcm = chunk.audio_int16_array.reshape(-1)
+                pcm = trimmer.process(pcm) if trimmer is not None else pcm
+                if len(pcm):
+                    yield pcm
+            if trimmer is not None and len(rest := trimmer.flush()):
+                yield rest

