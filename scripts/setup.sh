@@ -61,6 +61,10 @@ if [[ $WITH_TEST == 1 ]] && ! .venv/bin/python -c "import TTS.utils.synthesizer"
   .venv/bin/pip install -q -e ".[coqui]"
 fi
 
+# Real human recordings for the speech tests and benches (pocketsphinx/pyannote sdists, alsa-utils): ~10 s.
+if [[ $WITH_TEST == 1 && -x scripts/real_speech.sh ]]; then
+  (scripts/real_speech.sh fetch >"$RUN_DIR/setup-real-speech.log" 2>&1) & bg_pids+=($!)
+fi
 if [[ $WITH_TEST == 1 && -x scripts/ollama.sh ]]; then
   log "ollama: building (cached after the first time)"
   scripts/ollama.sh build
