@@ -1,0 +1,102 @@
+"""aiosipua's UDP and TCP transports with the guards and hooks the bridge needs.
+
+- oversized datagrams/messages are dropped with a log line before parsing (``max_message_bytes``);
+- empty keep-alives (CRLF) are ignored instead of logged as parse failures;
+- the arrival time of the message being dispatched is kept (``received_at``), for call-setup timing;
+- every message sent is reported to ``on_sent`` (transaction tracking); ``send_untracked`` skips it;
+- over TCP, requests we send say ``SIP/2.0/TCP`` in Via and ``transport=tcp`` in Contact (aiosipua always
+  writes UDP), so the peer keeps the dialog on the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiosipua import SipRequest, SipResponse, TcpSipTransport, UdpSipTransport
+
+from server.transports.sip.messages import set_via_transport
+
+log = logging.getLogger(__name__)
+
+SentHook = Callable[[SipRequest | SipResponse, tuple[str, int]], None]
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    """aiosipua's UDP protocol asserts ``isinstance(transport, asyncio.DatagramTransport)``, which Python
+    3.11's selector transport fails (an error logged at every start); this one only forwards datagrams."""
+
+    def __init__(self, owner: GuardedUdpTransport) -> None:
+        self._owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
+        self._owner._dispatch(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("SIP UDP socket: %s", exc)  # ICMP port unreachable from a peer that went away
+
+
+@dataclass
+class _Guarded:
+    """Guards and hooks shared by both transports (a mixin placed before the aiosipua class)."""
+
+    max_message_bytes: int = 16_384
+    on_sent: SentHook | None = field(default=None, repr=False)
+    received_at: float = 0.0
+    dropped_oversized: int = 0
+
+    def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) > self.max_message_bytes:
+            self.dropped_oversized += 1
+            log.warning(
+                "dropped a %d-byte SIP message from %s:%d (limit %d)",
+                len(data),
+                addr[0],
+                addr[1],
+                self.max_message_bytes,
+            )
+            return
+        if not data.strip():
+            return  # CRLF keep-alive
+        self.received_at = time.monotonic()
+        super()._dispatch(data, addr)  # type: ignore[misc]
+
+    def send(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
+        self.send_untracked(message, addr)
+        if self.on_sent is not None:
+            self.on_sent(message, addr)
+
+    def send_untracked(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
+        super().send(message, addr)  # type: ignore[misc]
+
+
+@dataclass
+class GuardedUdpTransport(_Guarded, UdpSipTransport):
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _DatagramProtocol(self), local_addr=self.local_addr
+        )
+        self._udp_transport = transport  # type: ignore[assignment]
+
+    @property
+    def bound_port(self) -> int:
+        transport = self._udp_transport
+        return int(transport.get_extra_info("sockname")[1]) if transport is not None else self.local_addr[1]
+
+
+@dataclass
+class GuardedTcpTransport(_Guarded, TcpSipTransport):
+    def send_untracked(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
+        if isinstance(message, SipRequest):
+            set_via_transport(message, "TCP")
+        contact = message.headers.get_first("contact")
+        if contact and "transport=" not in contact.lower():
+            tagged = (
+                contact.replace(">", ";transport=tcp>", 1) if ">" in contact else f"{contact};transport=tcp"
+            )
+            message.headers.set_single("Contact", tagged)
+        super().send_untracked(message, addr)
