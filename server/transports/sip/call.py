@@ -28,6 +28,7 @@ from server.transports.sip.events import (
 from server.transports.sip.identity import CallerIdentity
 from server.transports.sip.media import CallMedia
 from server.transports.sip.pacer import FrameSource
+from server.transports.sip.rtp import RtpStats
 from server.transports.sip.sdp import LocalSdp, MediaParams
 from server.transports.sip.stack import SignalingStack
 from server.transports.sip.transactions import TIMEOUT
@@ -137,8 +138,13 @@ class SipCall:
         return self.end is not None
 
     @property
-    def rtp_stats(self) -> object:
+    def rtp_stats(self) -> RtpStats:
         return self._media.endpoint.stats
+
+    @property
+    def rtp_peer(self) -> tuple[str, int] | None:
+        """Where the caller's RTP comes from and ours goes (latched), None before the first packets."""
+        return self._media.endpoint.latch.latched
 
     def audio(self) -> AsyncIterator[AudioFrame]:
         """The caller's audio until the call ends (8 kHz mono int16, 20 ms frames, monotonic stamps)."""

@@ -33,6 +33,7 @@ class RtpStats:
     packets_received: int = 0
     packets_sent: int = 0
     foreign_packets: int = 0  # from a source other than the latched peer: ignored
+    unlatched_packets: int = 0  # from a source still on probation (before the stream latched)
     malformed_packets: int = 0
     unknown_payload_packets: int = 0
     lost_packets: int = 0  # concealed
@@ -112,7 +113,10 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             self.stats.malformed_packets += 1
             return
         if not self.latch.accept(source, packet.ssrc, packet.sequence_number):
-            self.stats.foreign_packets += 1
+            if self.latch.latched is None:
+                self.stats.unlatched_packets += 1
+            else:
+                self.stats.foreign_packets += 1
             return
         self.stats.packets_received += 1
         self.last_packet_at = time.monotonic()
