@@ -78,7 +78,7 @@ async def test_answered_call_hangs_up_with_bye(user_agent, sipp, tmp_path: Path)
     await asyncio.sleep(0.5)
     await call.hangup()
     assert call.end is not None and call.end.reason is HangupReason.LOCAL
-    assert callee.wait(15) == 0, callee.logs()
+    assert await callee.finished(15) == 0, callee.logs()
     assert agent.counters()["library_outgoing_calls"] == 0 and agent.calls == {}
 
 
@@ -98,7 +98,7 @@ async def test_refusals_are_reported_distinctly_and_acked(
     with pytest.raises(DialError) as refused:
         await agent.dial(f"sip:callee@127.0.0.1:{callee.port}")
     assert refused.value.outcome is outcome and refused.value.status == int(status.split()[0])
-    assert callee.wait(15) == 0, callee.logs()  # SIPp got its ACK
+    assert await callee.finished(15) == 0, callee.logs()  # SIPp got its ACK
     assert agent.calls == {}
 
 
@@ -110,7 +110,7 @@ async def test_ring_timeout_cancels_and_reports_no_answer(user_agent, sipp, tmp_
         await agent.dial(f"sip:callee@127.0.0.1:{callee.port}", ring_timeout_s=1.5)
     assert unanswered.value.outcome is DialOutcome.NO_ANSWER
     assert 1.4 < time.monotonic() - started < 6.0
-    assert callee.wait(15) == 0, callee.logs()  # it got CANCEL, and the ACK of its 487
+    assert await callee.finished(15) == 0, callee.logs()  # it got CANCEL, and the ACK of its 487
 
 
 async def test_answer_crossing_our_cancel_is_acked_and_hung_up(user_agent, sipp, tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ async def test_answer_crossing_our_cancel_is_acked_and_hung_up(user_agent, sipp,
     with pytest.raises(DialError) as unanswered:
         await agent.dial(f"sip:callee@127.0.0.1:{callee.port}", ring_timeout_s=1.0)
     assert unanswered.value.outcome is DialOutcome.NO_ANSWER
-    assert callee.wait(15) == 0, callee.logs()  # its late 200 was ACKed, then a BYE came
+    assert await callee.finished(15) == 0, callee.logs()  # its late 200 was ACKed, then a BYE came
 
 
 async def test_no_response_at_all_is_unreachable(user_agent) -> None:

@@ -41,7 +41,7 @@ async def test_sipp_caller_is_heard_and_its_digits_arrive(
     run = sipp.start(scen, f"127.0.0.1:{agent.port}", transport=transport)
     record = await app.call(0)
     await record.ended.wait()
-    assert run.wait(30) == 0, run.logs()
+    assert await run.finished(30) == 0, run.logs()
 
     call = record.call
     assert call.codec == codec
