@@ -142,6 +142,10 @@ class SipCall:
         return self._media.endpoint.stats
 
     @property
+    def rtp_local_addr(self) -> tuple[str, int]:
+        return self._media.endpoint.local_addr
+
+    @property
     def rtp_peer(self) -> tuple[str, int] | None:
         """Where the caller's RTP comes from and ours goes (latched), None before the first packets."""
         return self._media.endpoint.latch.latched

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 
+from server.transports.sip.throttle import LogThrottle
+
 log = logging.getLogger(__name__)
+_warn = LogThrottle(log)
 
 PROBATION_PACKETS = 3
 
@@ -26,7 +29,6 @@ class SourceLatch:
         self._candidate_ssrc = -1
         self._candidate_seq = -1
         self._candidate_count = 0
-        self._warned: set[tuple[str, int]] = set()
 
     @property
     def destination(self) -> tuple[str, int] | None:
@@ -47,9 +49,12 @@ class SourceLatch:
         if self.latched is not None:
             if source == self.latched:
                 return True
-            if source not in self._warned and len(self._warned) < 16:
-                self._warned.add(source)
-                log.warning("ignoring RTP from %s:%d: stream latched to %s:%d", *source, *self.latched)
+            _warn.warning(
+                f"{source[0]}:{source[1]}",
+                "ignoring RTP from %s:%d: stream latched to %s:%d",
+                *source,
+                *self.latched,
+            )
             return False
         if source == self.expected:
             self._latch(source, "the SDP address")

@@ -90,15 +90,21 @@ def is_new_dialog(request: SipRequest) -> bool:
     return to is None or not to.tag
 
 
-def stamp_via_source(request: SipRequest, source: tuple[str, int]) -> None:
-    """Set received/rport on the top Via to the connection's address (RFC 3581), so that responses
-    over TCP find the connection the request came on even when the peer did not ask for rport."""
+def stamp_via(request: SipRequest, source: tuple[str, int], *, force_rport: bool) -> None:
+    """Record where the request really came from in its top Via (RFC 3261 §18.2.1, RFC 3581).
+
+    ``received`` is always overwritten with the source address, so a response never goes to a host the
+    sender named (a forged ``received=`` would aim our responses at a third party, or make ``sendto``
+    resolve a name on the event loop). ``rport`` gets the source port when asked for, and always over TCP
+    (``force_rport``), where responses must find the connection the request came on.
+    """
     vias = request.headers.get("via")
     if not vias:
         return
     top = parse_via(vias[0])
     top.params["received"] = source[0]
-    top.params["rport"] = str(source[1])
+    if force_rport or "rport" in top.params:
+        top.params["rport"] = str(source[1])
     rest = vias[1:]
     request.headers.remove("Via")
     request.headers.append("Via", stringify_via(top))

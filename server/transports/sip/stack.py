@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from aiosipua import SipRequest, SipResponse, SipUAC, SipUAS
 
+from server.transports.sip.messages import MalformedMessage
 from server.transports.sip.transactions import ClientTransactions, ServerTransactions
 from server.transports.sip.transport import GuardedTcpTransport, GuardedUdpTransport
 
@@ -66,5 +67,5 @@ class SignalingStack:
                 self.client.sent(message, addr)
             else:
                 self.server.responded(message)
-        except Exception:  # tracking must never break sending
-            log.exception("could not track a sent %s", type(message).__name__)
+        except MalformedMessage:  # a response to a request with no usable Via/CSeq: nothing to track
+            return

@@ -1,6 +1,8 @@
 """aiosipua's UDP and TCP transports with the guards and hooks the bridge needs.
 
-- oversized datagrams/messages are dropped with a log line before parsing (``max_message_bytes``);
+- oversized datagrams/messages are dropped with a log line before parsing (``max_message_bytes``), and
+  unreadable ones with one throttled line (aiosipua logs a traceback for each);
+- the top Via of every request records the true source (aiosipua keeps a forged ``received=``);
 - empty keep-alives (CRLF) are ignored instead of logged as parse failures;
 - the arrival time of the message being dispatched is kept (``received_at``), for call-setup timing;
 - every message sent is reported to ``on_sent`` (transaction tracking); ``send_untracked`` skips it;
@@ -16,11 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiosipua import SipRequest, SipResponse, TcpSipTransport, UdpSipTransport
+from aiosipua import SipMessage, SipRequest, SipResponse, TcpSipTransport, UdpSipTransport
 
-from server.transports.sip.messages import set_via_transport
+from server.transports.sip.messages import set_via_transport, stamp_via
+from server.transports.sip.throttle import LogThrottle
 
 log = logging.getLogger(__name__)
+_warn = LogThrottle(log)
 
 SentHook = Callable[[SipRequest | SipResponse, tuple[str, int]], None]
 
@@ -47,30 +51,50 @@ class _Guarded:
     on_sent: SentHook | None = field(default=None, repr=False)
     received_at: float = 0.0
     dropped_oversized: int = 0
+    dropped_malformed: int = 0
 
     def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Replaces aiosipua's: size guard first, one throttled line (not a traceback) per bad message,
+        and a Via stamped with the true source whatever the sender wrote there."""
         if len(data) > self.max_message_bytes:
             self.dropped_oversized += 1
-            log.warning(
-                "dropped a %d-byte SIP message from %s:%d (limit %d)",
+            _warn.warning(
+                "size",
+                "dropped a %d-byte SIP message from %s (limit %d)",
                 len(data),
                 addr[0],
-                addr[1],
                 self.max_message_bytes,
             )
             return
         if not data.strip():
             return  # CRLF keep-alive
         self.received_at = time.monotonic()
-        super()._dispatch(data, addr)  # type: ignore[misc]
+        try:
+            message = SipMessage.parse(data)
+            if isinstance(message, SipRequest):
+                stamp_via(message, addr, force_rport=self.reliable)  # type: ignore[attr-defined]
+        except (ValueError, IndexError, UnicodeError) as exc:
+            self.dropped_malformed += 1
+            _warn.warning("parse", "dropped an unreadable SIP message from %s: %s", addr[0], str(exc)[:120])
+            return
+        on_message = self.on_message  # type: ignore[attr-defined]
+        if on_message is not None:
+            on_message(message, addr)
 
     def send(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
-        self.send_untracked(message, addr)
+        if not self.send_untracked(message, addr):
+            return
         if self.on_sent is not None:
             self.on_sent(message, addr)
 
-    def send_untracked(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
-        super().send(message, addr)  # type: ignore[misc]
+    def send_untracked(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> bool:
+        """Send; False when the destination cannot be reached (like a lost datagram: logged, dropped)."""
+        try:
+            super().send(message, addr)  # type: ignore[misc]
+        except (OSError, RuntimeError, TypeError, ValueError, UnicodeError) as exc:
+            _warn.warning("send", "cannot send SIP to %s: %s", addr, exc)
+            return False
+        return True
 
 
 @dataclass
@@ -90,7 +114,7 @@ class GuardedUdpTransport(_Guarded, UdpSipTransport):
 
 @dataclass
 class GuardedTcpTransport(_Guarded, TcpSipTransport):
-    def send_untracked(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
+    def send_untracked(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> bool:
         if isinstance(message, SipRequest):
             set_via_transport(message, "TCP")
         contact = message.headers.get_first("contact")
@@ -99,4 +123,4 @@ class GuardedTcpTransport(_Guarded, TcpSipTransport):
                 contact.replace(">", ";transport=tcp>", 1) if ">" in contact else f"{contact};transport=tcp"
             )
             message.headers.set_single("Contact", tagged)
-        super().send_untracked(message, addr)
+        return super().send_untracked(message, addr)

@@ -8,6 +8,7 @@ aiosipua's UAS/UAC. Responses also feed our client transactions (retransmission 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from contextlib import suppress
 
 from aiosipua import SipRequest, SipResponse
@@ -25,19 +26,19 @@ from server.transports.sip.messages import (
     adopt_answer,
     build_response,
     is_new_dialog,
-    stamp_via_source,
 )
 from server.transports.sip.metrics import SIP_DROPPED, SIP_REFUSED
 from server.transports.sip.outbound import Dialer, resolve
 from server.transports.sip.registration import TrunkRegistration
 from server.transports.sip.registry import CallHandler, CallRegistry
 from server.transports.sip.stack import SignalingStack
+from server.transports.sip.throttle import LogThrottle
 from server.transports.sip.transport import GuardedTcpTransport, GuardedUdpTransport
 
 log = logging.getLogger(__name__)
+_warn = LogThrottle(log)
 
 _BIND_ATTEMPTS = 8
-_PEER_WARNINGS_MAX = 64
 
 
 class SipUserAgent:
@@ -54,7 +55,7 @@ class SipUserAgent:
         self._tcp: SignalingStack | None = None
         self._dialer: Dialer | None = None
         self.registration: TrunkRegistration | None = None
-        self._warned_peers: set[str] = set()
+        self.refusals: Counter[str] = Counter()  # by reason: peer, auth, capacity, draining, sdp...
         self.port = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -169,6 +170,7 @@ class SipUserAgent:
             "retransmissions": sum(s.client.retransmissions for s in stacks),
             "absorbed_retransmissions": sum(s.server.absorbed for s in stacks),
             "dropped_oversized": sum(s.transport.dropped_oversized for s in stacks),
+            "dropped_malformed": sum(s.transport.dropped_malformed for s in stacks),
             "library_incoming_calls": sum(len(s.uas.active_calls) for s in stacks),
             "library_outgoing_calls": sum(len(s.uac._calls) for s in stacks),
         }
@@ -199,8 +201,6 @@ class SipUserAgent:
         if missing_required_headers(request):
             stack.deliver(request, addr)  # the library answers 400 (or drops it without a Via)
             return
-        if stack.reliable:
-            stamp_via_source(request, addr)
         if stack.server.is_retransmission(request):
             return
         method, call_id = request.method.upper(), request.call_id or ""
@@ -236,6 +236,7 @@ class SipUserAgent:
         stack.deliver(response, ("", 0))
 
     def _refuse(self, stack: SignalingStack, request: SipRequest, refusal: Refusal) -> None:
+        self.refusals[refusal.why or str(refusal.status)] += 1
         SIP_REFUSED.labels(refusal.why or str(refusal.status)).inc()
         log.info(
             "refused %s %s: %d %s (%s)",
@@ -250,10 +251,9 @@ class SipUserAgent:
     def _refuse_peer(
         self, stack: SignalingStack, message: SipRequest | SipResponse, addr: tuple[str, int]
     ) -> None:
+        self.refusals["peer"] += 1
         SIP_REFUSED.labels("peer").inc()
-        if addr[0] not in self._warned_peers and len(self._warned_peers) < _PEER_WARNINGS_MAX:
-            self._warned_peers.add(addr[0])
-            log.warning("SIP from %s is outside sip.allowed_peers: refused", addr[0])
+        _warn.warning(addr[0], "SIP from %s is outside sip.allowed_peers: refused", addr[0])
         if isinstance(message, SipRequest) and message.method.upper() != "ACK":
             with suppress(Exception):
                 stack.reply(build_response(message, 403))
