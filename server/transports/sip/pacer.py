@@ -62,11 +62,13 @@ class RtpPacer:
 
     def queue_digits(self, digits: str, duration_ms: int = 100, gap_ms: int = 60) -> None:
         """Queue RFC 4733 digits (0-9, *, #, A-D); raises ValueError naming an invalid one."""
+        invalid = [d for d in digits if d.upper() not in DTMF_EVENTS]
+        if invalid:  # nothing is queued: a half-sent number is worse than none
+            raise ValueError(f"invalid DTMF digit(s) {invalid} in {digits!r}: use 0-9, *, #, A-D")
         for digit in digits:
-            code = DTMF_EVENTS.get(digit.upper())
-            if code is None:
-                raise ValueError(f"invalid DTMF digit {digit!r}: use 0-9, *, #, A-D")
-            self._digits.append(_Digit(code, duration_ms * RATE // 1000, gap_ms * RATE // 1000))
+            self._digits.append(
+                _Digit(DTMF_EVENTS[digit.upper()], duration_ms * RATE // 1000, gap_ms * RATE // 1000)
+            )
 
     async def run(self) -> None:
         due = time.monotonic()

@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from aiosipua import SipRequest, SipResponse
 
@@ -31,14 +32,26 @@ TIMEOUT = 64 * T1
 _SERVER_ENTRIES_MAX = 4096  # bounded under a flood: the oldest are forgotten first
 
 
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """What the timers need of an event loop (``asyncio`` loops qualify; tests pass a manual clock)."""
+
+    def time(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle: ...
+
+
 @dataclass
 class _Client:
     request: SipRequest
     addr: tuple[str, int]
     started: float
-    interval: float = T1
+    interval: float
     provisional: bool = False
-    timer: asyncio.TimerHandle | None = None
+    timer: TimerHandle | None = None
     waiters: list[asyncio.Future[SipResponse]] = field(default_factory=list)
 
 
@@ -51,8 +64,13 @@ class ClientTransactions:
         *,
         reliable: bool,
         on_timeout: Callable[[SipRequest], None],
+        t1: float = T1,
+        t2: float = T2,
+        clock: Clock | None = None,
     ) -> None:
         self._send = send  # sends without tracking (retransmissions, ACKs)
+        self._t1, self._t2, self._timeout = t1, t2, 64 * t1
+        self._clock = clock  # the running event loop unless a test gives a manual clock
         self._reliable = reliable
         self._on_timeout = on_timeout
         self._live: dict[TransactionKey, _Client] = {}
@@ -66,7 +84,7 @@ class ClientTransactions:
         if request.method.upper() == "ACK":
             return
         key = transaction_key(request)
-        entry = _Client(request, addr, time.monotonic())
+        entry = _Client(request, addr, self._now(), self._t1)
         self._live[key] = entry
         self._arm(key, entry)
 
@@ -112,7 +130,7 @@ class ClientTransactions:
         self._finish(key, entry)
         if key[2] == "INVITE" and response.status_code >= 300:
             self._send(build_failure_ack(entry.request, response), entry.addr)
-            self._failed_invites[key] = (entry.request, entry.addr, time.monotonic())
+            self._failed_invites[key] = (entry.request, entry.addr, self._now())
             self._prune_failed()
         for waiter in entry.waiters:
             if not waiter.done():
@@ -124,20 +142,27 @@ class ClientTransactions:
             for waiter in entry.waiters:
                 waiter.cancel()
 
+    def _loop(self) -> Clock:
+        return self._clock or asyncio.get_running_loop()
+
+    def _now(self) -> float:
+        return self._loop().time()
+
     def _arm(self, key: TransactionKey, entry: _Client) -> None:
-        delay = min(entry.interval, TIMEOUT - (time.monotonic() - entry.started))
-        loop = asyncio.get_running_loop()
-        entry.timer = loop.call_later(max(0.0, delay), self._fire, key, entry)
+        delay = min(entry.interval, self._timeout - (self._now() - entry.started))
+        entry.timer = self._loop().call_later(max(0.0, delay), self._fire, key, entry)
 
     def _fire(self, key: TransactionKey, entry: _Client) -> None:
         if self._live.get(key) is not entry:
             return
-        if time.monotonic() - entry.started >= TIMEOUT - 1e-3:
+        if self._now() - entry.started >= self._timeout - 1e-3:
             self._finish(key, entry)
-            log.warning("no response to %s %s after %.0f s", key[2], entry.request.uri, TIMEOUT)
+            log.warning("no response to %s %s after %.0f s", key[2], entry.request.uri, self._timeout)
             for waiter in entry.waiters:
                 if not waiter.done():
-                    waiter.set_exception(TimeoutError(f"no response to {key[2]} within {TIMEOUT:.0f} s"))
+                    waiter.set_exception(
+                        TimeoutError(f"no response to {key[2]} within {self._timeout:.0f} s")
+                    )
             self._on_timeout(entry.request)
             return
         if not self._reliable:
@@ -145,11 +170,12 @@ class ClientTransactions:
             self.retransmissions += 1
             log.debug("retransmitted %s to %s:%d", key[2], *entry.addr)
         invite = key[2] == "INVITE"
-        entry.interval = (
-            T2 if entry.provisional else (entry.interval * 2 if invite else min(entry.interval * 2, T2))
-        )
         if self._reliable:
-            entry.interval = TIMEOUT  # TCP: only the timeout matters
+            entry.interval = self._timeout  # TCP: only the timeout matters
+        elif entry.provisional:
+            entry.interval = self._t2
+        else:
+            entry.interval = entry.interval * 2 if invite else min(entry.interval * 2, self._t2)
         self._arm(key, entry)
 
     def _finish(self, key: TransactionKey, entry: _Client) -> None:
@@ -159,7 +185,7 @@ class ClientTransactions:
         self._live.pop(key, None)
 
     def _prune_failed(self) -> None:
-        horizon = time.monotonic() - TIMEOUT
+        horizon = self._now() - self._timeout
         while self._failed_invites and next(iter(self._failed_invites.values()))[2] < horizon:
             self._failed_invites.popitem(last=False)
 
