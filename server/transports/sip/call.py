@@ -13,11 +13,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from aiosipua import Dialog, DialogState, SipRequest, SipResponse
 
-from server.transports.sip.errors import CallEndedError, TransferError
+from server.transports.sip.errors import CallEndedError, SipError, TransferError
 from server.transports.sip.events import (
     CallEnded,
     HangupReason,
@@ -170,7 +170,7 @@ class SipCall:
         """Queue RFC 4733 digits on the negotiated telephone-event payload (ValueError on a bad digit)."""
         self._require_live()
         if self.media_params.dtmf_payload_type is None:
-            raise CallEndedError(f"call {self.call_id}: the peer did not offer telephone-event (RFC 4733)")
+            raise SipError(f"call {self.call_id}: the peer did not offer telephone-event (RFC 4733) for digits")
         self._media.send_dtmf(digits, duration_ms)
 
     async def hangup(self) -> None:
@@ -186,11 +186,12 @@ class SipCall:
         response = await self._signaling.refer(target, timeout)
         if response.status_code >= 300:
             raise TransferError(target, response.status_code, response.reason_phrase)
-        done, _ = await asyncio.wait(
-            [self._transfer_result, asyncio.ensure_future(self._ended.wait())],
-            timeout=timeout,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        released: asyncio.Future[Any] = asyncio.ensure_future(self._ended.wait())
+        waiting: list[asyncio.Future[Any]] = [self._transfer_result, released]
+        try:
+            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            released.cancel()
         if self._transfer_result.done():
             status, reason = self._transfer_result.result()
             if status >= 300:

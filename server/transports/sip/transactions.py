@@ -60,7 +60,7 @@ class ClientTransactions:
 
     def __init__(
         self,
-        send: Callable[[SipRequest, tuple[str, int]], None],
+        send: Callable[[SipRequest, tuple[str, int]], object],
         *,
         reliable: bool,
         on_timeout: Callable[[SipRequest], None],

@@ -104,7 +104,7 @@ class GuardedUdpTransport(_Guarded, UdpSipTransport):
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _DatagramProtocol(self), local_addr=self.local_addr
         )
-        self._udp_transport = transport  # type: ignore[assignment]
+        self._udp_transport = transport
 
     @property
     def bound_port(self) -> int:

@@ -190,7 +190,7 @@ class SipUserAgent:
                 self._on_request(stack, message, addr)
         except MalformedMessage as exc:
             SIP_DROPPED.labels("malformed").inc()
-            log.warning("dropped a malformed SIP message from %s:%d: %s", addr[0], addr[1], exc)
+            _warn.warning("malformed", "dropped a malformed SIP message from %s: %s", addr[0], exc)
         except Exception:
             log.exception("a SIP message from %s:%d could not be handled", addr[0], addr[1])
             if isinstance(message, SipRequest) and message.method.upper() != "ACK":
