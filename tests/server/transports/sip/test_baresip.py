@@ -92,3 +92,5 @@ async def test_dtmf_crosses_both_ways_with_baresip(
     assert record.digits == "4#"
     assert record.call.media_params.dtmf_payload_type == 101  # baresip 1.0 always offers 101
     await record.call.hangup()
+    await phone.expect("CALL_CLOSED")
+    assert agent.counters()["library_incoming_calls"] == 0  # aiosipua kept calls we hung up: dropped

@@ -1,0 +1,46 @@
+"""The user agent's lifecycle: listening on UDP and TCP on one port, a clean start (no error logged), and
+a stop that hangs up live calls with BYE and leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+
+from server.transports.sip import HangupReason, SipError
+from server.transports.sip.config import SipConfig
+from server.transports.sip.user_agent import SipUserAgent
+from tests.server.transports.sip.conftest import scenario
+
+pytestmark = pytest.mark.sip
+
+
+async def test_start_listens_on_udp_and_tcp_and_logs_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    agent = SipUserAgent(SipConfig(enabled=True, udp_port=0))
+    with pytest.raises(SipError):
+        await agent.dial("sip:x@127.0.0.1:5")  # not started
+    await agent.start()
+    try:
+        with socket.create_connection(("127.0.0.1", agent.port), timeout=2):
+            pass  # TCP on the same port number
+        assert agent.address == ("127.0.0.1", agent.port)
+    finally:
+        await agent.stop()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]  # aiosipua's UDP protocol logged an AssertionError
+
+
+async def test_stop_hangs_up_live_calls(sipp, tmp_path: Path) -> None:
+    agent = SipUserAgent(SipConfig(enabled=True, udp_port=0))
+    await agent.start()
+    callee = sipp.start(scenario("callee_answer", tmp_path, middle=""))
+    call = await agent.dial(f"sip:callee@127.0.0.1:{callee.port}")
+    await asyncio.sleep(0.3)
+    await agent.stop()
+    assert call.end is not None and call.end.reason is HangupReason.SHUTDOWN
+    assert await callee.finished(15) == 0, callee.logs()  # it got the BYE
+    assert agent.calls == {}
