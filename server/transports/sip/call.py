@@ -170,7 +170,9 @@ class SipCall:
         """Queue RFC 4733 digits on the negotiated telephone-event payload (ValueError on a bad digit)."""
         self._require_live()
         if self.media_params.dtmf_payload_type is None:
-            raise SipError(f"call {self.call_id}: the peer did not offer telephone-event (RFC 4733) for digits")
+            raise SipError(
+                f"call {self.call_id}: the peer did not offer telephone-event (RFC 4733) for digits"
+            )
         self._media.send_dtmf(digits, duration_ms)
 
     async def hangup(self) -> None:

@@ -19,6 +19,7 @@ REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
+    480: "Temporarily Unavailable",
     481: "Call/Transaction Does Not Exist",
     486: "Busy Here",
     488: "Not Acceptable Here",

@@ -39,6 +39,7 @@ class DialRoute:
     remote_addr: tuple[str, int]
     from_uri: str
     auth: SipDigestAuth | None
+    transport: str  # "udp" or "tcp" (";transport=tcp" on the target or trunk URI)
 
 
 def outcome_of(status: int) -> DialOutcome:
@@ -52,9 +53,9 @@ def outcome_of(status: int) -> DialOutcome:
 
 
 class Dialer:
-    def __init__(self, ctx: SipContext, stack: SignalingStack) -> None:
+    def __init__(self, ctx: SipContext, stacks: dict[str, SignalingStack]) -> None:
         self._ctx = ctx
-        self._stack = stack
+        self._stacks = stacks
         self._timed_out: dict[str, asyncio.Event] = {}
 
     def invite_timed_out(self, call_id: str) -> None:
@@ -75,6 +76,13 @@ class Dialer:
         if ctx.registry.busy >= ctx.config.max_calls:
             raise DialError(target, DialOutcome.FAILED, 503, f"at sip.max_calls ({ctx.config.max_calls})")
         route = await self._route(target, caller_id)
+        stack = self._stacks.get(route.transport)
+        if stack is None:
+            raise DialError(target, DialOutcome.FAILED, 0, f"sip.{route.transport} is not enabled")
+        if not await stack.connect(route.remote_addr):
+            raise self._failed(
+                target, DialOutcome.UNREACHABLE, 0, f"no TCP connection to {route.remote_addr}"
+            )
         media = CallMedia(ctx.media_settings(), on_event=lambda event: call.emit(event))
         port = await media.open()
         local_sdp = LocalSdp(ctx.sdp_host, port, str(int.from_bytes(os.urandom(4), "big")))
@@ -87,7 +95,7 @@ class Dialer:
         local_sdp.last = offer
         rejected: list[tuple[int, str]] = []
         started = time.monotonic()
-        out = self._stack.uac.send_invite(
+        out = stack.uac.send_invite(
             route.from_uri,
             route.request_uri,
             route.remote_addr,
@@ -100,10 +108,9 @@ class Dialer:
         ctx.registry.dialing.add(out.call_id)
         self._timed_out[out.call_id] = timed_out = asyncio.Event()
         try:
-            await self._wait_answer(
-                out, timed_out, ring_timeout_s or ctx.config.ring_timeout_s, rejected, target
-            )
-            params = self._answer_params(out, target)
+            ring = ring_timeout_s or ctx.config.ring_timeout_s
+            await self._wait_answer(stack, out, timed_out, ring, rejected, target)
+            params = self._answer_params(stack, out, target)
         except BaseException:
             await media.close()
             raise
@@ -111,8 +118,8 @@ class Dialer:
             ctx.registry.dialing.discard(out.call_id)
             self._timed_out.pop(out.call_id, None)
         media.apply(params)
-        forget = partial(self._stack.uac.remove_call, out.call_id)
-        signaling = CallSignaling(self._stack, out.dialog, route.remote_addr, forget)
+        forget = partial(stack.uac.remove_call, out.call_id)
+        signaling = CallSignaling(stack, out.dialog, route.remote_addr, forget)
         identity = callee_identity(route.request_uri, route.remote_addr)
         call = SipCall(
             out.call_id,
@@ -134,6 +141,7 @@ class Dialer:
 
     async def _wait_answer(
         self,
+        stack: SignalingStack,
         out: OutgoingCall,
         timed_out: asyncio.Event,
         ring_timeout: float,
@@ -146,7 +154,7 @@ class Dialer:
             await asyncio.wait([answered, no_response], return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             answered.cancel()
-            await self._give_up(out)
+            await self._give_up(stack, out)
             raise
         finally:
             no_response.cancel()
@@ -159,49 +167,49 @@ class Dialer:
             status, reason = rejected[-1] if rejected else (0, "rejected")
             raise self._failed(target, outcome_of(status), status, reason) from None
         except TimeoutError:
-            if not self._stack.client.provisional_seen(out.invite):
-                self._stack.client.abandon(out.invite)
+            if not stack.client.provisional_seen(out.invite):
+                stack.client.abandon(out.invite)
                 raise self._failed(target, DialOutcome.UNREACHABLE, 0, "no response to INVITE") from None
-            await self._give_up(out)
+            await self._give_up(stack, out)
             raise self._failed(
                 target, DialOutcome.NO_ANSWER, 0, f"no answer in {ring_timeout:.0f} s"
             ) from None
 
-    async def _give_up(self, out: OutgoingCall) -> None:
+    async def _give_up(self, stack: SignalingStack, out: OutgoingCall) -> None:
         """CANCEL a ringing INVITE; if a 200 crosses the CANCEL, ACK it and hang up at once."""
         if out.dialog.state is not DialogState.EARLY:
             return
         invite = out.invite
-        if not self._stack.client.provisional_seen(invite):
-            self._stack.client.abandon(invite)  # RFC 3261 §9.1: no CANCEL before a provisional
+        if not stack.client.provisional_seen(invite):
+            stack.client.abandon(invite)  # RFC 3261 §9.1: no CANCEL before a provisional
             return
-        final = asyncio.ensure_future(self._stack.client.final_response(invite, TIMEOUT))
-        out.cancel(self._stack.uac)
+        final = asyncio.ensure_future(stack.client.final_response(invite, TIMEOUT))
+        out.cancel(stack.uac)
         try:
             response = await final
         except (TimeoutError, asyncio.CancelledError):
             return
         if 200 <= response.status_code < 300:
-            self._hang_up_late_answer(out, response)
+            self._hang_up_late_answer(stack, out, response)
 
-    def _hang_up_late_answer(self, out: OutgoingCall, response: SipResponse) -> None:
+    def _hang_up_late_answer(self, stack: SignalingStack, out: OutgoingCall, response: SipResponse) -> None:
         dialog = out.dialog
         adopt_answer(dialog, response)
         dialog.state = DialogState.CONFIRMED
         seq = out.invite.cseq.seq if out.invite.cseq else 1
-        via_host, via_port = self._stack.uac.advertised_addr or self._stack.transport.local_addr
-        self._stack.transport.send_untracked(build_2xx_ack(dialog, seq, via_host, via_port), out.remote_addr)
-        self._stack.uac.send_bye(dialog, out.remote_addr)
+        via_host, via_port = stack.uac.advertised_addr or stack.transport.local_addr
+        stack.transport.send_untracked(build_2xx_ack(dialog, seq, via_host, via_port), out.remote_addr)
+        stack.uac.send_bye(dialog, out.remote_addr)
         log.info("call %s answered after our CANCEL: ACKed and hung up", out.call_id)
 
-    def _answer_params(self, out: OutgoingCall, target: str) -> sdp.MediaParams:
+    def _answer_params(self, stack: SignalingStack, out: OutgoingCall, target: str) -> sdp.MediaParams:
         try:
             if out.sdp_answer is None:
                 raise SdpError("200 OK without an SDP answer")
             return sdp.read_answer(out.sdp_answer, list(self._ctx.config.codecs))
         except SdpError as exc:
             log.warning("call %s: unusable answer (%s); hanging up", out.call_id, exc)
-            out.hangup(self._stack.uac)
+            out.hangup(stack.uac)
             raise self._failed(target, DialOutcome.FAILED, 488, str(exc)) from None
 
     @staticmethod
@@ -218,14 +226,20 @@ class Dialer:
         domain = (trunk.domain if trunk and trunk.domain else trunk_host) or self._ctx.sdp_host
         user = caller_id or (trunk.caller_id or trunk.username if trunk else None) or "voice-agent"
         from_uri = f"sip:{user}@{domain}"
+        trunk_transport = transport_of(trunk.uri) if trunk else "udp"
         if target.startswith("sip:"):
             uri = parse_uri(target)
             via_trunk = trunk is not None and uri.host in (trunk_host, trunk.domain)
-            addr = await self._trunk_addr() if via_trunk else await resolve(uri.host, uri.port or 5060)
-            return DialRoute(target, addr, from_uri, self._trunk_auth() if via_trunk else None)
+            if via_trunk:
+                return DialRoute(
+                    target, await self._trunk_addr(), from_uri, self._trunk_auth(), trunk_transport
+                )
+            addr = await resolve(uri.host, uri.port or 5060)
+            return DialRoute(target, addr, from_uri, None, transport_of(target))
         if trunk is None:
             raise DialError(target, DialOutcome.FAILED, 0, "a number needs sip.trunk (or dial a sip: URI)")
-        return DialRoute(f"sip:{target}@{domain}", await self._trunk_addr(), from_uri, self._trunk_auth())
+        number_uri = f"sip:{target}@{domain}"
+        return DialRoute(number_uri, await self._trunk_addr(), from_uri, self._trunk_auth(), trunk_transport)
 
     async def _trunk_addr(self) -> tuple[str, int]:
         assert self._ctx.config.trunk is not None
@@ -237,6 +251,12 @@ class Dialer:
         if trunk is None or trunk.password is None or not (trunk.auth_username or trunk.username):
             return None
         return SipDigestAuth(trunk.auth_username or trunk.username or "", trunk.password.get_secret_value())
+
+
+def transport_of(uri: str) -> str:
+    """``tcp`` for a URI with ``;transport=tcp``, else ``udp``."""
+    value = parse_uri(uri).params.get("transport") or "udp"
+    return value.lower()
 
 
 async def resolve(host: str, port: int) -> tuple[str, int]:

@@ -61,8 +61,14 @@ class TrunkRegistration:
     def registered(self) -> bool:
         return self._registration.state is RegistrationState.REGISTERED
 
-    def start(self) -> None:
-        self._registration.register()
+    async def start(self) -> None:
+        await self._register()
+
+    async def _register(self) -> None:
+        if await self._stack.connect(self._registration.registrar):  # TCP: (re)connect first
+            self._registration.register()
+        else:
+            self._schedule_retry("cannot connect to the registrar")
 
     async def wait_registered(self, timeout: float) -> None:
         await asyncio.wait_for(self._is_registered.wait(), timeout)
@@ -96,7 +102,8 @@ class TrunkRegistration:
         self._schedule_retry("no response from the registrar")
 
     def _schedule_retry(self, why: str) -> None:
-        if self._retry is not None and not self._retry.done():
+        running = self._retry is not None and not self._retry.done()
+        if running and self._retry is not asyncio.current_task():
             return
         log.warning("registration of %s failed (%s); retrying in %.0f s", self.aor, why, self._retry_in)
         self._retry = asyncio.create_task(self._retry_later(self._retry_in))
@@ -104,4 +111,4 @@ class TrunkRegistration:
 
     async def _retry_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
-        self._registration.register()
+        await self._register()

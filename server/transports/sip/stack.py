@@ -54,6 +54,12 @@ class SignalingStack:
         else:
             self.uas._on_message(message, addr)  # private: the library's single request entry point
 
+    async def connect(self, addr: tuple[str, int]) -> bool:
+        """Make sure requests to ``addr`` can be sent: a no-op over UDP, a connection over TCP."""
+        if not isinstance(self.transport, GuardedTcpTransport):
+            return True
+        return await self.transport.ensure_connection(addr)
+
     def reply(self, response: SipResponse) -> None:
         self.transport.send_reply(response)
 

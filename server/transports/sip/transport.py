@@ -114,6 +114,17 @@ class GuardedUdpTransport(_Guarded, UdpSipTransport):
 
 @dataclass
 class GuardedTcpTransport(_Guarded, TcpSipTransport):
+    async def ensure_connection(self, addr: tuple[str, int], timeout: float = 5.0) -> bool:
+        """Open a connection to ``addr`` unless one exists (ours or the peer's); False when it fails."""
+        if addr in self._connections:
+            return True
+        try:
+            await asyncio.wait_for(self.connect(addr), timeout)
+        except (OSError, TimeoutError) as exc:
+            log.warning("no TCP connection to %s:%d: %s", addr[0], addr[1], exc)
+            return False
+        return True
+
     def send_untracked(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> bool:
         if isinstance(message, SipRequest):
             set_via_transport(message, "TCP")

@@ -28,7 +28,7 @@ from server.transports.sip.messages import (
     is_new_dialog,
 )
 from server.transports.sip.metrics import SIP_DROPPED, SIP_REFUSED
-from server.transports.sip.outbound import Dialer, resolve
+from server.transports.sip.outbound import Dialer, resolve, transport_of
 from server.transports.sip.registration import TrunkRegistration
 from server.transports.sip.registry import CallHandler, CallRegistry
 from server.transports.sip.stack import SignalingStack
@@ -42,7 +42,8 @@ _BIND_ATTEMPTS = 8
 
 
 class SipUserAgent:
-    """Answers INVITEs (handing each call to ``on_call``), dials out, registers at the trunk."""
+    """Answers INVITEs (handing each call to ``on_call``; without one, refuses them with 480), dials out,
+    registers at the trunk."""
 
     def __init__(self, config: SipConfig, on_call: CallHandler | None = None) -> None:
         self.config = config
@@ -71,12 +72,16 @@ class SipUserAgent:
                 if self.config.udp_port or attempt == _BIND_ATTEMPTS - 1:
                     raise
         assert self._udp is not None
-        self._dialer = Dialer(self._ctx, self._udp)
+        stacks = {"udp": self._udp} | ({"tcp": self._tcp} if self._tcp is not None else {})
+        self._dialer = Dialer(self._ctx, stacks)
         trunk = self.config.trunk
         if trunk is not None and trunk.registration:
+            stack = stacks.get(transport_of(trunk.uri))
+            if stack is None:
+                raise SipError(f"sip.trunk.uri {trunk.uri} needs TCP, but sip.tcp is off")
             registrar = await resolve(*_host_port(trunk.uri))
-            self.registration = TrunkRegistration(self._udp, trunk, registrar, self.config.user_agent)
-            self.registration.start()
+            self.registration = TrunkRegistration(stack, trunk, registrar, self.config.user_agent)
+            await self.registration.start()
         log.info(
             "SIP listening on %s:%d (UDP%s)", self.config.listen_host, self.port, "+TCP" if self._tcp else ""
         )
@@ -207,6 +212,9 @@ class SipUserAgent:
         if method == "INVITE" and is_new_dialog(request):
             if self._registry.knows(call_id):
                 self._refuse(stack, request, Refusal(482, "Loop Detected", why="call-id in use"))
+                return
+            if self._ctx.on_call is None:  # dial-only agent: nobody would listen to an answered call
+                self._refuse(stack, request, Refusal(480, "Temporarily Unavailable", why="no handler"))
                 return
             outcome = self._admission.check(
                 request, addr, active_calls=self._registry.busy, received_at=stack.transport.received_at

@@ -105,3 +105,42 @@ async def test_dialling_through_kamailio_reports_unregistered_and_bad_credential
     with pytest.raises(DialError) as refused:
         await wrong.dial("bob")
     assert refused.value.outcome is DialOutcome.REJECTED and refused.value.status == 407
+
+
+async def test_registration_and_calls_over_tcp(
+    user_agent,
+    baresip,
+    kamailio,
+    tmp_path: Path,
+    caller_sentence: Sentence,
+    agent_sentence: Sentence,
+    whisper: Whisper,
+) -> None:
+    proxy = kamailio.start(USERS)
+    tcp_trunk = SipTrunkConfig(
+        uri=f"sip:127.0.0.1:{proxy.port};transport=tcp",
+        username="agent",
+        password=USERS["agent"],
+        register_interval_s=60,
+    )
+    app = RecordingApp(reply=agent_sentence.pcm8k)
+    agent = await user_agent(app, trunk=tcp_trunk)
+    assert agent.registration is not None
+    await agent.registration.wait_registered(10)  # REGISTER over TCP, Contact ;transport=tcp
+    phone = await registered_phone(baresip, proxy, "bob", phone_microphone(caller_sentence, tmp_path, 8))
+
+    call = await agent.dial("bob")  # INVITE over TCP to Kamailio, which relays it over UDP to the phone
+    serving = asyncio.create_task(app(call))
+    await phone.expect("CALL_ESTABLISHED")
+    ended = await asyncio.wait_for(call.wait_ended(), 30)  # the phone's BYE reaches us over TCP
+    await asyncio.wait_for(serving, 10)
+    assert ended.reason is HangupReason.REMOTE
+    heard_by_agent = await whisper.transcribe(app.records[0].audio)
+    assert recall(caller_sentence.text, heard_by_agent) >= 0.7, heard_by_agent
+
+    alice = await registered_phone(baresip, proxy, "alice", phone_microphone(caller_sentence, tmp_path, 30))
+    await alice.ask("dial", proxy.uri("agent"))  # relayed to our TCP contact
+    inbound = await app.call(1)
+    await alice.expect("CALL_ESTABLISHED")
+    await inbound.call.hangup()
+    await alice.expect("CALL_CLOSED")

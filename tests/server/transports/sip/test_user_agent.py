@@ -13,6 +13,7 @@ import pytest
 from server.transports.sip import HangupReason, SipError, SipTrunkConfig
 from server.transports.sip.config import SipConfig
 from server.transports.sip.user_agent import SipUserAgent
+from tests.server.transports.sip.app import RecordingApp
 from tests.server.transports.sip.conftest import scenario
 from tests.server.transports.sip.rawsip import RawSip, header, status
 
@@ -57,7 +58,7 @@ async def test_registration_retries_after_a_failure_and_refreshes(user_agent, si
 
 
 async def test_advertised_address_is_what_peers_see(user_agent) -> None:
-    agent = await user_agent(advertised_host="203.0.113.7", advertised_port=5080)
+    agent = await user_agent(RecordingApp(), advertised_host="203.0.113.7", advertised_port=5080)
     client = RawSip(("127.0.0.1", agent.port))
     try:
         invite = client.invite()
@@ -72,3 +73,15 @@ async def test_advertised_address_is_what_peers_see(user_agent) -> None:
         await client.responses(0.5)
     finally:
         client.close()
+
+
+async def test_a_dial_only_agent_refuses_inbound_calls(user_agent) -> None:
+    agent = await user_agent()  # no on_call handler
+    client = RawSip(("127.0.0.1", agent.port))
+    try:
+        client.send(client.invite())
+        answers = await client.responses(1.0)
+    finally:
+        client.close()
+    assert [status(m) for m in answers] == [480]
+    assert agent.refusals["no handler"] == 1
