@@ -244,7 +244,8 @@ class SipCall:
             self._closing = asyncio.create_task(self._finish(reason, detail, signal))
 
     async def _finish(self, reason: HangupReason, detail: str = "", signal: bool = True) -> None:
-        if self.end is not None:
+        if self.end is not None:  # ending already (remote BYE, media timeout): wait until it has ended
+            await self._ended.wait()
             return
         self.end = CallEnded(reason, detail)
         self.timings.ended_at = time.monotonic()

@@ -78,7 +78,10 @@ class RtpPacer:
                 missed = int((now - due) / FRAME_SECONDS)
                 self._timestamp += missed * FRAME_SAMPLES
                 due += missed * FRAME_SECONDS
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # one bad tick must not silence the rest of the call
+                log.exception("RTP send tick failed")
             due += FRAME_SECONDS
             await asyncio.sleep(max(0.0, due - time.monotonic()))
 

@@ -172,7 +172,11 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             return
         packet = RtpPacket(payload_type, int(marker), self._seq, timestamp & 0xFFFFFFFF, self._ssrc, payload)
         self._seq = (self._seq + 1) & 0xFFFF
-        self._transport.sendto(packet.serialize(), destination)
+        try:
+            self._transport.sendto(packet.serialize(), destination)
+        except OSError as exc:  # like a lost packet: the next one may get through
+            log.debug("RTP to %s:%d not sent: %s", destination[0], destination[1], exc)
+            return
         self.stats.packets_sent += 1
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from ipaddress import ip_address
 
 from aiosipua import (
     Codec,
@@ -157,9 +158,17 @@ def _telephone_event(audio: MediaDescription) -> int | None:
 
 
 def _rtp_address(sdp: SdpMessage) -> tuple[str, int] | None:
+    """The peer's RTP address; an IP literal only: a host name would make every ``sendto`` resolve it,
+    blocking the event loop 50 times a second (and a peer could name any host it likes)."""
     addr = sdp.rtp_address
     if addr is None or addr[1] == 0 or addr[0] in ("0.0.0.0", "::"):
         return None
+    try:
+        ip_address(addr[0])
+    except ValueError:
+        raise SdpError(f"the SDP connection address must be an IP address, got {addr[0][:64]!r}") from None
+    if not 0 < addr[1] < 65536:
+        raise SdpError(f"the SDP media port {addr[1]} is out of range")
     return addr
 
 

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 
 from aiosipua import SipMessage, SipRequest, SipResponse, TcpSipTransport, UdpSipTransport
 
@@ -88,8 +89,13 @@ class _Guarded:
             self.on_sent(message, addr)
 
     def send_untracked(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> bool:
-        """Send; False when the destination cannot be reached (like a lost datagram: logged, dropped)."""
+        """Send; False when the destination cannot be reached (like a lost datagram: logged, dropped).
+
+        Only IP literals are sent to: asyncio's UDP ``sendto`` resolves a host name synchronously (blocking
+        the loop) and closes the whole socket on a name it cannot encode.
+        """
         try:
+            ip_address(addr[0])
             super().send(message, addr)  # type: ignore[misc]
         except (OSError, RuntimeError, TypeError, ValueError, UnicodeError) as exc:
             _warn.warning("send", "cannot send SIP to %s: %s", addr, exc)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hypothesis  # noqa: F401  (see below)
 import numpy as np
 import pytest
 
@@ -17,6 +18,10 @@ from speech.frames import AudioFrame
 from speech.resample import Resampler
 from tests.speech.conftest import piper_sentence, trim, write_wav
 
+# hypothesis' pytest plugin imports hypothesis lazily, in pytest_terminal_summary; under pytest's assertion
+# rewriting, on Python 3.11.7, compiling its modules that deep in the stack can fail with "SystemError: AST
+# constructor recursion depth mismatch" (a CPython 3.11 bug) and turn a passing run into a crash. Importing
+# it here, at collection, compiles it on a shallow stack.
 CALLER_TEXT = "I would like to book a table for two people tomorrow evening."
 AGENT_TEXT = "Your appointment is confirmed for Monday morning at nine."
 SCENARIOS = Path(__file__).parent / "scenarios"

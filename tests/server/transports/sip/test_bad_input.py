@@ -92,12 +92,14 @@ async def test_malformed_and_oversized_messages_are_dropped_or_refused(
         client.send(good.replace("Call-ID:", "X-Not-Call-ID:"))  # a required header missing: 400
         bad_sdp = client.invite(sdp=client.sdp().replace("m=audio 40000", "m=audio port"))  # 400
         client.send(bad_sdp)
+        named = client.invite(sdp=client.sdp().replace("c=IN IP4 127.0.0.1", "c=IN IP4 rtp.example.invalid"))
+        client.send(named)  # 488: a host name for RTP is refused (sendto would resolve it on every packet)
         client.send(client.invite(headers="X-Pad: " + "a" * 9000 + "\r\n"))  # over max_message_bytes: dropped
         answers = await client.responses(1.5)
     finally:
         client.close()
     assert sorted((status(m), header(m, "Call-ID")) for m in answers) == sorted(
-        [(400, ""), (400, header(bad_sdp, "Call-ID"))]
+        [(400, ""), (400, header(bad_sdp, "Call-ID")), (488, header(named, "Call-ID"))]
     ), answers
     counters = agent.counters()
     assert counters["dropped_oversized"] == 1 and counters["dropped_malformed"] == len(unreadable)

@@ -65,6 +65,9 @@ def test_no_common_codec_secure_rtp_and_junk_are_refused() -> None:
     assert junk.value.status == 400
     with pytest.raises(SdpError):
         sdp.parse("v=0\r\ns=-\r\n")  # no audio
+    with pytest.raises(SdpError) as named:  # every RTP packet would resolve the name on the event loop
+        answer(offer(host="rtp.example.invalid"))
+    assert named.value.status == 488
 
 
 def test_codec_restriction_and_no_telephone_event() -> None:
