@@ -151,11 +151,13 @@ class SipCall:
         return self._media.endpoint.latch.latched
 
     def audio(self) -> AsyncIterator[AudioFrame]:
-        """The caller's audio until the call ends (8 kHz mono int16, 20 ms frames, monotonic stamps)."""
+        """The caller's audio until the call ends (8 kHz mono int16, 20 ms frames, monotonic stamps).
+
+        One consumer per call: a bounded queue (5 s) behind it drops the oldest frames if nobody reads."""
         return self._media.frames()
 
     async def events(self) -> AsyncIterator[SipCallEvent]:
-        """Control events in order; the last one is ``CallEnded``."""
+        """Control events in order (one consumer); the last one is ``CallEnded``."""
         while True:
             event = await self._events.get()
             if event is None:
@@ -208,7 +210,7 @@ class SipCall:
         assert self.end is not None
         return self.end
 
-    # -- what the user agent calls -----------------------------------------------------------------------
+    # -- what the user agent calls (package-internal) ------------------------------------------------------
 
     def emit(self, event: object) -> None:
         if self.ended:
