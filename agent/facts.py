@@ -67,7 +67,7 @@ _PHONE = re.compile(
     r"(?:\+?\d{1,3}[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])?\d{3}[\s.-]\d{4}\b|\b(?:\d,?\s){6,}\d\b"
 )
 _TIME = re.compile(
-    r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?\s?m\b\.?|\b(\d{1,2}):(\d{2})\b|\b(noon|midday|midnight)\b",
+    r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])(?:\.m\.|\.?\s?m\b)|\b(\d{1,2}):(\d{2})\b|\b(noon|midday|midnight)\b",
     re.IGNORECASE,
 )
 _MONEY = re.compile(
@@ -87,7 +87,8 @@ _NOT_NUMBER_ONE = re.compile(
     re.IGNORECASE,
 )
 _DATE = re.compile(r"\b(" + "|".join(WEEKDAYS) + r")s?\b|\b(" + "|".join(_MONTHS) + r")\b", re.IGNORECASE)
-_CAPITALISED = re.compile(r"\b[A-Z][A-Za-z'’-]*[A-Za-z]\b|\b[A-Z]{2,}\b")
+_CAPITALISED = re.compile(r"\b[A-Z][A-Za-z'’-]*[A-Za-z]\b|\b[A-Z]{2,}\b|\b[a-z]+[A-Z]\w*")
+_AFTER_TITLE = re.compile(r"\b(?:dr|mr|mrs|ms|st|prof)\.\s*$", re.IGNORECASE)  # "Dr. Smith": a name
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n(\"“]\s*|^\s*[-*•]\s*)$")
 
 # Capitalised at the start of a sentence, these words are ordinary words, not names.
@@ -237,15 +238,22 @@ def _names(text: str) -> list[Fact]:
         word = m.group(0).lower().replace("’", "'")
         if word in _NEVER_NAMES or word.rstrip("s") in WEEKDAYS or word in _MONTHS:
             continue
-        if _SENTENCE_START.search(text[: m.start()]) and _common_stem(word):
+        before = text[: m.start()]
+        starts = _SENTENCE_START.search(before) and not _AFTER_TITLE.search(before)
+        if starts and not _name_at_start(m.group(0), text[m.end() :]):
             continue
         names.append(Fact("name", word, m.group(0)))
     return names
 
 
-def _common_stem(word: str) -> bool:
-    """A sentence-initial word that is an ordinary word in disguise ("Thanks", "Unfortunately")."""
-    return word in COMMON_WORDS or word.endswith("ly")  # sentence-initial adverbs: "Roughly", "Usually"
+def _name_at_start(word: str, after: str) -> bool:
+    """Is a capitalised word that starts a sentence a name? Without a dictionary, only when it plainly is:
+    the first of several capitalised words ("Hugging Face"), or capitals inside it ("SmolLM", "iPad").
+    A lone "Plans ..." or "Unfortunately, ..." is an ordinary word."""
+    lowered = word.lower()
+    if lowered in COMMON_WORDS or lowered.endswith("ly"):
+        return False
+    return bool(re.match(r"\s+[A-Z]", after)) or any(c.isupper() for c in word[1:])
 
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'’-]*")

@@ -97,7 +97,7 @@ _TYPE_CUES: list[tuple[re.Pattern[str], AnswerType]] = [
     (re.compile(r"\bwebsite\b|\bonline\b|\blink\b|\bweb ?page\b|\bportal\b", re.IGNORECASE), "url"),
     (
         re.compile(
-            r"\baddress\b|\bwhere (?:are you|is your|is the) (?:located|shop|store|office|clinic)\b",
+            r"\b(?<!mail )address\b|\bwhere (?:are you|is your|is the) (?:located|shop|store|office|clinic)\b",
             re.IGNORECASE,
         ),
         "address",

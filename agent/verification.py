@@ -17,8 +17,8 @@ _GENERIC_TERMS = frozenset({"cost", "pric", "charg", "fee", "pay", "free", "per"
 
 class SentenceCheck:
     """The check a generated sentence must pass before it is spoken. Every fact must be supported by the
-    sources, and in each clause the facts must come from ONE source that also shares the clause's subject
-    words: a tiny model recombines true pieces ("418" from the address with "Elm Lane" from the parking line;
+    sources, and in each clause the facts must come from ONE source that also holds the clause's subject
+    words (those any source knows): a tiny model recombines true pieces ("418" from the address with "Elm Lane" from the parking line;
     the Business price for the Team plan; the Samsung screen price for a charging port).
 
     ``sources``: texts each of which may back a clause alone (evidence sentences, the caller's words, the
@@ -39,7 +39,8 @@ class SentenceCheck:
             return missing
         for clause in _CLAUSE.split(sentence):
             facts = extract_facts(clause)
-            if facts and not self._one_source_backs(clause, facts):
+            # Names alone may come from anywhere; with a number, time or amount they must come together.
+            if any(f.kind != "name" for f in facts) and not self._one_source_backs(clause, facts):
                 return facts
         return []
 
@@ -47,7 +48,6 @@ class SentenceCheck:
         fact_words = set(content_terms(" ".join(f.text for f in facts)))
         subject = set(content_terms(clause)) - fact_words - _GENERIC_TERMS
         anchor = subject & self._known_terms  # subject words the sources know; others cannot anchor
-        return any(
-            all(index.supports(f) for f in facts) and (not anchor or anchor & terms)
-            for index, terms in self._each
-        )
+        # "The warranty is 45 minutes": 45 minutes is a repair time; the source that says it must also be
+        # about every known subject word of the clause (here "warranty").
+        return any(all(index.supports(f) for f in facts) and anchor <= terms for index, terms in self._each)
