@@ -3,15 +3,16 @@ accepted facts in the spoken reply, refusals of questions the knowledge base can
 and the time from the caller's text to the first speakable sentence.
 
     .venv/bin/python bench/answers.py [--backends llamacpp,ollama] [--split all|dev|test] [--mode extractive]
-                                      [--failures test|dev|all|none] [--tune]
+                                      [--failures test|dev|all|none]
 
 Knowledge bases (bench/data/answers/<kb>/): a phone-repair shop FAQ (Markdown), a dental clinic's appointments
 and insurance page (HTML), a software plans and billing sheet (PDF, laid out at run time from its committed
 text by bench/minipdf.py) and a gym's membership sheet (plain text). Each is ingested through its real path: a
 watched folder feeding the knowledge base's ingestor (chunking, MiniLM embeddings, SQLite vector + FTS5).
 
-Splits: every question is marked dev or test in its questions.yaml. Thresholds (``grounding.min_confidence``)
-were chosen with ``--tune``, which runs the dev split only; the gym knowledge base is held out entirely (test).
+Splits: every question is marked dev or test in its questions.yaml. ``grounding.min_confidence`` and the
+evidence weights were chosen with bench/answers_tune.py on the dev split only; the gym knowledge base is held
+out entirely (test).
 Figures are reported for test (the headline), dev and all. Each case runs in a fresh conversation; follow-ups
 replay their earlier turns first (not timed). ``first_sentence_s`` is measured from ``respond(text)`` to the
 first complete sentence out of it, retrieval included. Ends with one JSON line.
@@ -95,8 +96,6 @@ def agent_config(args: argparse.Namespace, llm: LLMConfig) -> AgentConfig:
         g.answer_mode = args.mode
     if args.min_confidence is not None:
         g.min_confidence = args.min_confidence
-    if args.tune:
-        g.min_confidence = 0.0
     if args.small_talk:
         g.small_talk = args.small_talk
     return config
@@ -136,33 +135,6 @@ async def run_backend(
                 flush=True,
             )
     return EvaluationReport(results)
-
-
-def tune(report: EvaluationReport) -> dict[str, Any]:
-    """Threshold sweep on a run made with ``min_confidence`` 0 (nothing refused for low confidence): a case
-    whose confidence is below the threshold would have been refused. Picks the threshold with the best sum of
-    answer accuracy and refusal rate (ties: the lowest)."""
-    answerable = [r for r in report.results if r.case.category == "answerable"]
-    unanswerable = [r for r in report.results if r.case.category == "unanswerable"]
-    rows = []
-    for step in range(81):
-        t = step / 100
-        accuracy = sum(bool(r.correct) and (r.confidence or 0) >= t for r in answerable) / max(
-            1, len(answerable)
-        )
-        refused = sum((r.confidence or 0) < t or r.refused for r in unanswerable) / max(1, len(unanswerable))
-        rows.append((t, accuracy, refused))
-    best = max(rows, key=lambda row: (round(row[1] + row[2], 6), -row[0]))
-    for t, accuracy, refused in rows[20:61:2]:
-        print(
-            f"  min_confidence {t:.2f}: answer_accuracy {accuracy:.3f}, unanswerable_refusal_rate {refused:.3f}"
-        )
-    print(f"best on this run: min_confidence {best[0]:.2f} (accuracy {best[1]:.3f}, refusals {best[2]:.3f})")
-    return {
-        "min_confidence": best[0],
-        "answer_accuracy": round(best[1], 4),
-        "unanswerable_refusal_rate": round(best[2], 4),
-    }
 
 
 @asynccontextmanager
@@ -222,12 +194,9 @@ async def main() -> None:
     parser.add_argument("--small-talk", choices=["model", "canned"], default=None)
     parser.add_argument("--top-k", type=int, default=AgentConfig().retrieval_top_k)
     parser.add_argument("--no-embedder", action="store_true", help="rank evidence sentences without MiniLM")
-    parser.add_argument("--tune", action="store_true", help="dev split only: sweep grounding.min_confidence")
     parser.add_argument("--failures", default="all", choices=["all", "dev", "test", "none"])
     args = parser.parse_args()
     args.kbs = args.kbs.split(",")
-    if args.tune:
-        args.split = "dev"
     before = machine()
     print(f"machine: nproc={before['nproc']} load average={before['loadavg']} ({before['cpu']})", flush=True)
     print(
@@ -235,7 +204,6 @@ async def main() -> None:
     )
     embedder = create_embedder(KnowledgeConfig().embedding)
     reports: dict[str, EvaluationReport] = {}
-    tuned: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-answers-"))
     try:
         for name in args.backends.split(","):
@@ -247,8 +215,6 @@ async def main() -> None:
                 print(
                     format_failures(reports[name], None if args.failures == "all" else args.failures) + "\n"
                 )
-            if args.tune:
-                tuned[name] = tune(reports[name])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     after = machine()
@@ -265,8 +231,6 @@ async def main() -> None:
         "loadavg_after": after["loadavg"],
         "by_backend": {name: figures(r) for name, r in reports.items()},
     }
-    if tuned:
-        summary["tuned"] = tuned
     print(json.dumps(summary))
 
 

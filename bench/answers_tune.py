@@ -44,9 +44,9 @@ from knowledge.embeddings.registry import create_embedder
 Features = list[tuple[Any, list[SelectionFeatures]]]
 
 
-async def dev_features(top_k: int) -> Features:
+async def dev_features(top_k: int, sentence_embedder: bool = True) -> Features:
     embedder = create_embedder(KnowledgeConfig().embedding)
-    selector = EvidenceSelector(embedder)
+    selector = EvidenceSelector(embedder if sentence_embedder else None)
     out = []
     workdir = Path(tempfile.mkdtemp(prefix="bench-answers-tune-"))
     try:
@@ -144,13 +144,15 @@ def main() -> None:
     parser.add_argument(
         "--show", action="store_true", help="print each dev question under the configured weights"
     )
+    parser.add_argument("--no-embedder", action="store_true", help="rank without MiniLM (semantic weight 0)")
     args = parser.parse_args()
-    features = asyncio.run(dev_features(args.top_k))
+    features = asyncio.run(dev_features(args.top_k, not args.no_embedder))
     n_a = sum(c.category == "answerable" for c, _ in features)
     print(f"dev: {n_a} answerable, {len(features) - n_a} unanswerable questions")
     results = []
+    semantic_weights = [0.0] if args.no_embedder else [0.3, 0.4, 0.5, 0.6, 0.7]
     grid = itertools.product(
-        [0.3, 0.4, 0.5, 0.6, 0.7], [0.0, 0.1, 0.15, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3]
+        semantic_weights, [0.0, 0.1, 0.15, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3]
     )
     for semantic, answer_type, coverage, unknown in grid:
         lexical = round(1 - semantic - answer_type, 2)
