@@ -321,9 +321,9 @@ class Conversation:
         self._last_question = question
         grounding = self.config.grounding
         parts = question.parts or [question]  # each part of a two-part question is looked up on its own
-        found = await asyncio.gather(*(self._retrieve(turn, part.search_text) for part in parts))
+        found = await asyncio.gather(*(self._retrieve(turn, part.retrieval_text) for part in parts))
         selections = [await self.selector.select(p, chunks) for p, chunks in zip(parts, found, strict=True)]
-        selection = combine_parts(selections, grounding.min_confidence)
+        selection = combine_parts(selections, grounding.min_confidence, grounding.part_confidence_ratio)
         turn.confidence = selection.confidence
         if not selection.answer or selection.confidence < grounding.min_confidence:
             pieces = reply.refusal() if question.kind == "question" else reply.small_talk()

@@ -35,6 +35,7 @@ _STREET = re.compile(
     re.IGNORECASE,
 )
 _TIME_UNITS = {"second", "minute", "hour", "day", "week", "month", "year"}
+_SPECIFIC_TYPES: frozenset[AnswerType] = frozenset({"phone", "email", "url", "address", "contact", "name"})
 
 
 @runtime_checkable
@@ -87,15 +88,19 @@ class EvidenceSelection:
 
 @dataclass(frozen=True)
 class SelectionWeights:
-    """Ranking: ``semantic``, ``lexical``, ``answer_type`` weigh a sentence's three scores. Confidence: the
-    best sentence's score less ``coverage`` x (share of question terms absent from every passage) and less
-    ``unknown_name`` when the question names something (a brand, a place) no passage mentions."""
+    """Ranking: ``semantic``, ``lexical``, ``answer_type`` weigh a sentence's scores, ``specific_type`` adds
+    for holding a contact detail, address or name asked for (a far surer sign than holding "a price").
+    Confidence: the best sentence's score less ``coverage`` x (share of question terms absent from every
+    passage) and less ``unknown_name`` when the question names something (a brand, a place) no passage
+    mentions."""
 
     semantic: float = 0.5
     lexical: float = 0.4
     answer_type: float = 0.1
     coverage: float = 0.1
     unknown_name: float = 0.0
+    specific_type: float = 0.0
+    margin: float = 0.0  # x (best score - second best): one sentence standing out is a surer answer
 
 
 @dataclass
@@ -107,8 +112,18 @@ class SelectionFeatures:
     semantic: list[float]
     lexical: list[float]
     answer_type: list[float]
+    specific_type: list[float]
     coverage: float
     unknown_names: list[str]
+
+
+def _is_heading(sentence: str) -> bool:
+    """A short line without final punctuation or facts: a heading of a plain-text or PDF document."""
+    return (
+        not sentence.rstrip().endswith((".", "!", "?", ":"))
+        and len(sentence.split()) <= 6
+        and not any(f.kind != "name" for f in extract_facts(sentence))
+    )
 
 
 def answers_type(facts: list[Fact], text: str, wanted: AnswerType) -> bool:
@@ -124,6 +139,8 @@ def answers_type(facts: list[Fact], text: str, wanted: AnswerType) -> bool:
         )
     if wanted == "time":
         return bool(kinds & {"time", "date"}) or "closed" in text.lower()
+    if wanted == "clock":
+        return "time" in kinds
     if wanted == "percent":
         return any(f.kind == "quantity" and f.value.endswith("percent") for f in facts)
     if wanted == "address":
@@ -175,6 +192,8 @@ class EvidenceSelector:
             config.answer_type_weight,
             config.coverage_weight,
             config.unknown_name_weight,
+            config.specific_type_weight,
+            config.margin_weight,
         )
         return cls(embedder, weights, config.max_answer_sentences, config.second_sentence_ratio)
 
@@ -185,14 +204,18 @@ class EvidenceSelector:
         candidates = self._candidates(chunks)
         texts = [self._scoring_text(c) for c in candidates]
         semantic = await self._semantic(question.search_text, texts) if candidates else []
-        typed = [self._type_score(question, extract_facts(c.spoken_text), c.spoken_text) for c in candidates]
+        facts = [extract_facts(c.spoken_text) for c in candidates]
+        typed = [self._type_score(question, f, c.spoken_text) for f, c in zip(facts, candidates, strict=True)]
+        specific = [
+            self._specific_score(question, f, c.spoken_text) for f, c in zip(facts, candidates, strict=True)
+        ]
         passages = " ".join(f"{getattr(c, 'heading', None) or ''} {c.text}" for c in chunks)
         found = set(content_terms(passages))
         coverage = sum(t in found for t in question.terms) / len(question.terms) if question.terms else 1.0
         words = set(re.findall(r"[a-z0-9]+", passages.lower()))
         unknown = [f.text for f in extract_facts(question.text) if f.kind == "name" and f.value not in words]
         return SelectionFeatures(
-            question, candidates, semantic, self._lexical(question, texts), typed, coverage, unknown
+            question, candidates, semantic, self._lexical(question, texts), typed, specific, coverage, unknown
         )
 
     def rank(self, f: SelectionFeatures, weights: SelectionWeights | None = None) -> EvidenceSelection:
@@ -205,12 +228,19 @@ class EvidenceSelector:
                 c,
                 score=w.semantic * f.semantic[i]
                 + w.lexical * f.lexical[i]
-                + w.answer_type * f.answer_type[i],
+                + w.answer_type * f.answer_type[i]
+                + w.specific_type * f.specific_type[i],
             )
             for i, c in enumerate(f.candidates)
         ]
         scored.sort(key=lambda e: e.score, reverse=True)
-        confidence = scored[0].score - w.coverage * (1 - f.coverage) - w.unknown_name * bool(f.unknown_names)
+        margin = scored[0].score - scored[1].score if len(scored) > 1 else scored[0].score
+        confidence = (
+            scored[0].score
+            + w.margin * margin
+            - w.coverage * (1 - f.coverage)
+            - w.unknown_name * bool(f.unknown_names)
+        )
         answer = self._answer(f.question, scored)
         return EvidenceSelection(scored, answer, confidence, f.coverage, f.unknown_names)
 
@@ -225,6 +255,11 @@ class EvidenceSelector:
             sentences = split_sentences(chunk.text)
             for i, sentence in enumerate(sentences):
                 key = sentence.lower()
+                if _is_heading(
+                    sentence
+                ):  # "Lockers and parking": a plain-text heading, context for what follows
+                    heading = sentence
+                    continue
                 if key in seen or len(sentence) < 3:
                     continue
                 seen.add(key)
@@ -272,6 +307,11 @@ class EvidenceSelector:
         return [sum(w for t, w in weights.items() if t in bag) / total for bag in bags]
 
     @staticmethod
+    def _specific_score(question: Question, facts: list[Fact], text: str) -> float:
+        wanted = question.answer_types & _SPECIFIC_TYPES
+        return float(any(answers_type(facts, text, t) for t in wanted)) if wanted else 0.0
+
+    @staticmethod
     def _type_score(question: Question, facts: list[Fact], text: str) -> float:
         """Share of the wanted kinds of fact the sentence holds; 0 when it is about other weekdays than the
         ones asked about ("open on Mondays?" is not answered by the Saturday hours)."""
@@ -279,10 +319,11 @@ class EvidenceSelector:
         named = weekdays(text)
         if asked and named and not asked & named:
             return -1.0
-        if not question.answer_types:
+        wanted = len(question.answer_types) + bool(asked)  # the day asked about is wanted too
+        if not wanted:
             return 0.0
-        hits = sum(answers_type(facts, text, t) for t in question.answer_types)
-        return hits / len(question.answer_types)
+        hits = sum(answers_type(facts, text, t) for t in question.answer_types) + bool(asked & named)
+        return hits / wanted
 
     # -- the answer -------------------------------------------------------------------------------------------
 
@@ -316,15 +357,19 @@ class EvidenceSelector:
         return answer
 
 
-def combine_parts(selections: list[EvidenceSelection], min_confidence: float) -> EvidenceSelection:
-    """One selection for a question asked in parts: the answers of the parts whose confidence reaches
-    ``min_confidence``, in order (with how many parts stay unanswered); the confidence of the weakest answered
-    part, or of the best part when none is answered."""
+def combine_parts(
+    selections: list[EvidenceSelection], min_confidence: float, part_ratio: float = 1.0
+) -> EvidenceSelection:
+    """One selection for a question asked in parts. Nothing is answered unless one part reaches
+    ``min_confidence``; then every part reaching ``part_ratio`` x ``min_confidence`` is answered (a second part
+    is short and leans on the first, so it scores lower), in order, and the others are counted unanswered.
+    The confidence is the best part's."""
     if len(selections) == 1:
         return selections[0]
-    answered = [s for s in selections if s.answer and s.confidence >= min_confidence]
-    if not answered:
-        return max(selections, key=lambda s: s.confidence)
+    best = max(selections, key=lambda s: s.confidence)
+    if not best.answer or best.confidence < min_confidence:
+        return best
+    answered = [s for s in selections if s.answer and s.confidence >= part_ratio * min_confidence]
     answer: list[Evidence] = []
     for s in answered:
         answer.extend(e for e in s.answer if e.sentence not in {a.sentence for a in answer})
@@ -332,7 +377,7 @@ def combine_parts(selections: list[EvidenceSelection], min_confidence: float) ->
     return EvidenceSelection(
         candidates,
         answer,
-        min(s.confidence for s in answered),
+        best.confidence,
         min(s.coverage for s in selections),
         [n for s in selections for n in s.unknown_names],
         len(selections) - len(answered),

@@ -12,8 +12,26 @@ from agent.facts import WEEKDAYS
 
 TurnKind = Literal["small_talk", "question", "statement"]
 AnswerType = Literal[
-    "money", "number", "duration", "time", "phone", "email", "url", "address", "name", "contact", "percent"
+    "money",
+    "number",
+    "duration",
+    "time",
+    "clock",
+    "phone",
+    "email",
+    "url",
+    "address",
+    "name",
+    "contact",
+    "percent",
 ]
+# Words that passages answering each kind of question tend to hold, added to the retrieval query only: "what's
+# your address?" shares no word with "We are at 2200 Lakeview Avenue".
+_RETRIEVAL_HINTS: dict[str, str] = {
+    "money": "costs price $", "duration": "minutes hours days", "time": "open hours am pm", "clock": "am pm",
+    "phone": "call phone", "email": "email", "url": "online website", "address": "street avenue road at",
+    "contact": "email call", "percent": "% off",
+}  # fmt: skip
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
@@ -72,6 +90,12 @@ _TYPE_CUES: list[tuple[re.Pattern[str], AnswerType]] = [
         "money",
     ),
     (re.compile(r"\bhow many\b|\bhow much (?:storage|space|data)\b", re.IGNORECASE), "number"),
+    (
+        re.compile(
+            r"\bwhat time\b|\bhow (?:early|late)\b|\buntil when\b|\b(?:open|close) until\b", re.IGNORECASE
+        ),
+        "clock",
+    ),
     (
         re.compile(
             r"\bhow (?:long|soon|fast|quickly)\b|\bhow much (?:notice|time)\b|\bhow early\b", re.IGNORECASE
@@ -172,11 +196,14 @@ def content_terms(text: str) -> list[str]:
     return terms
 
 
-_PART_SPLIT = re.compile(
-    r",?\s+(?:and|also|plus)\s+(?=(?:what|what's|when|where|who|which|how|is|are|do|does|can|could|will|would)\b)"
-    r"|[?]\s+(?=\w)",
+# "How much is X, and how long is Y?": coordinated questions, each answered on its own.
+_COORDINATED = re.compile(
+    r",?\s+(?:and|also|plus)\s+(?=(?:what|what's|when|where|who|which|how|is|are|do|does|can|could|will|would)\b)",
     re.IGNORECASE,
 )
+# "Do you take Cigna? Do you take Aetna?": questions in a row; one that leans on the one before ("Can I bring
+# a friend? How much is that?") is no question of its own, and the turn is then answered as a whole.
+_IN_A_ROW = re.compile(r"(?<=[?])\s+(?=\w)")
 
 
 @dataclass
@@ -199,6 +226,12 @@ class Question:
         if self.topic is None:
             return self.text
         return f"{self.text} {' '.join(_content_words(self.topic.text))}"
+
+    @property
+    def retrieval_text(self) -> str:
+        """``search_text`` with words that passages answering this kind of question tend to hold."""
+        hints = " ".join(_RETRIEVAL_HINTS[t] for t in sorted(self.answer_types) if t in _RETRIEVAL_HINTS)
+        return f"{self.search_text} {hints}".strip()
 
     @property
     def topic_terms(self) -> list[str]:
@@ -253,18 +286,22 @@ def analyse(text: str, previous: Question | None = None) -> Question:
     question = _single(text, previous)
     if question.kind == "small_talk":
         return question
-    pieces = [p.strip(" ,") for p in _PART_SPLIT.split(text) if len(words(p)) >= 1]
-    questions = [p for p in pieces if classify(p if p.endswith("?") else p + "?") == "question"]
-    if len(pieces) > 1 and len(questions) == len(pieces):
-        earlier = previous
-        for piece in pieces:
-            part = _single(piece, earlier)
-            if question.parts and part.topic is None and len(_content_words(piece)) <= 1:
-                part = _single(piece, question.parts[-1], force_follow_up=True)  # "... ? Is there a charge?"
-            # A bare "and when?" leans on the part before it, not on the previous turn.
-            earlier = part if part.topic is None else earlier
-            question.parts.append(part)
+    in_a_row = [p for p in _IN_A_ROW.split(text.strip()) if words(p)]
+    if len(in_a_row) > 1 and all(classify(p) == "question" for p in in_a_row):
+        parts = [_single(p, previous) for p in in_a_row]
+        if all(part.topic is None and len(_content_words(part.text)) > 1 for part in parts[1:]):
+            question.parts = parts
+        return question
+    pieces = [p.strip(" ,") for p in _COORDINATED.split(text) if words(p)]
+    if len(pieces) > 1:
+        first = _single(pieces[0], previous)
+        # "..., and how long is it guaranteed?": the later part leans on the first, not on the previous turn.
+        question.parts = [first, *(_single(p, first, force_follow_up=_leans(p)) for p in pieces[1:])]
     return question
+
+
+def _leans(text: str) -> bool:
+    return bool(_ANAPHORA.search(text)) or len(_content_words(text)) <= 1
 
 
 def _content_words(text: str) -> list[str]:

@@ -50,7 +50,7 @@ from knowledge.embeddings.registry import create_embedder
 from knowledge.knowledge_base import KnowledgeBase
 
 DATA = ROOT / "bench" / "data" / "answers"
-KNOWLEDGE_BASES = ("shop", "clinic", "software", "gym")
+KNOWLEDGE_BASES = ("shop", "clinic", "software", "gym", "garage")
 HEADLINE_SPLIT = "test"
 
 

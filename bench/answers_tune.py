@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -44,14 +46,16 @@ from knowledge.embeddings.registry import create_embedder
 Features = list[tuple[Any, list[SelectionFeatures]]]
 
 
-async def dev_features(top_k: int, sentence_embedder: bool = True) -> Features:
+async def dev_features(
+    top_k: int, sentence_embedder: bool = True, splits: tuple[str, ...] = ("dev",)
+) -> Features:
     embedder = create_embedder(KnowledgeConfig().embedding)
     selector = EvidenceSelector(embedder if sentence_embedder else None)
     out = []
     workdir = Path(tempfile.mkdtemp(prefix="bench-answers-tune-"))
     try:
         for kb in KNOWLEDGE_BASES:
-            cases = [c for c in load_cases(DATA / kb / "questions.yaml") if c.split == "dev"]
+            cases = [c for c in load_cases(DATA / kb / "questions.yaml") if c.split in splits]
             cases = [c for c in cases if c.category != "small_talk"]
             if not cases:
                 continue
@@ -63,7 +67,7 @@ async def dev_features(top_k: int, sentence_embedder: bool = True) -> Features:
                     question = analyse(case.ask, previous)
                     parts = []
                     for part in question.parts or [question]:  # as the conversation does: part by part
-                        chunks = await base.retriever.retrieve(part.search_text, k=top_k)
+                        chunks = await base.retriever.retrieve(part.retrieval_text, k=top_k)
                         parts.append(await selector.features(part, chunks))
                     out.append((case, parts))
     finally:
@@ -72,10 +76,10 @@ async def dev_features(top_k: int, sentence_embedder: bool = True) -> Features:
 
 
 def _outcome(
-    case: Any, selections: list[EvidenceSelection], t: float, memo: dict[Any, bool]
+    case: Any, selections: list[EvidenceSelection], t: float, part_ratio: float, memo: dict[Any, bool]
 ) -> tuple[bool, bool]:
     """(answered, right) of one case at threshold ``t``, as the conversation would reply."""
-    combined = combine_parts(selections, t)
+    combined = combine_parts(selections, t, part_ratio)
     answered = bool(combined.answer) and combined.confidence >= t
     if not answered or case.category != "answerable":
         return answered, False
@@ -85,22 +89,45 @@ def _outcome(
     return True, memo[key]
 
 
-def score(features: Features, weights: SelectionWeights) -> tuple[float, float, float]:
-    """(best threshold, dev accuracy, dev refusal rate) for ``weights``."""
+THRESHOLDS = np.arange(181) / 200
+
+
+def score(
+    features: Features, weights: SelectionWeights, part_ratio: float = 1.0
+) -> tuple[float, float, float]:
+    """(best threshold, accuracy, refusal rate) for ``weights``: single questions vectorised over the
+    thresholds, questions in parts one threshold at a time."""
     selector = EvidenceSelector()
-    ranked: list[tuple[Any, list[EvidenceSelection], dict[Any, bool]]] = [
-        (case, [selector.rank(f, weights) for f in parts], {}) for case, parts in features
+    conf_a, right_a, conf_u = [], [], []
+    answered_a = np.zeros(len(THRESHOLDS))
+    kept_u = np.zeros(len(THRESHOLDS))
+    n_a = n_u = 0
+    for case, parts in features:
+        selections = [selector.rank(f, weights) for f in parts]
+        answerable = case.category == "answerable"
+        n_a += answerable
+        n_u += not answerable
+        if len(selections) == 1:
+            s = selections[0]
+            if answerable:
+                said = " ".join(extractive_sentences(s.answer))
+                conf_a.append(s.confidence if s.answer else -1.0)
+                right_a.append(bool(s.answer) and holds_all(said, case.expect))
+            else:
+                conf_u.append(s.confidence if s.answer else -1.0)
+            continue
+        memo: dict[Any, bool] = {}
+        for k, t in enumerate(THRESHOLDS):
+            answered, ok = _outcome(case, selections, float(t), part_ratio, memo)
+            answered_a[k] += ok
+            kept_u[k] += not answerable and not answered
+    ca, ra, cu = np.array(conf_a), np.array(right_a, dtype=bool), np.array(conf_u)
+    right = ((ca[None, :] >= THRESHOLDS[:, None]) & ra[None, :]).sum(1) + answered_a
+    refused = (cu[None, :] < THRESHOLDS[:, None]).sum(1) + kept_u
+    sweep = [
+        (float(t), r / max(1, n_a), u / max(1, n_u))
+        for t, r, u in zip(THRESHOLDS, right, refused, strict=True)
     ]
-    n_a = sum(case.category == "answerable" for case, _, _ in ranked)
-    sweep = []
-    for step in range(181):
-        t = step / 200
-        right = refused = 0
-        for case, selections, memo in ranked:
-            answered, ok = _outcome(case, selections, t, memo)
-            right += ok
-            refused += case.category == "unanswerable" and not answered
-        sweep.append((t, right / max(1, n_a), refused / max(1, len(ranked) - n_a)))
     top = max(_objective(a, r) for _, a, r in sweep)
     best = [row for row in sweep if _objective(row[1], row[2]) == top]
     # The middle of the best run of thresholds, not its edge: the margin on both sides is what carries over.
@@ -113,12 +140,12 @@ def _objective(accuracy: float, refused: float) -> tuple[float, float]:
     return (round(min(accuracy, refused), 4), round(accuracy + refused, 4))
 
 
-def show(features: Features, weights: SelectionWeights, t: float) -> None:
+def show(features: Features, weights: SelectionWeights, t: float, part_ratio: float) -> None:
     """Each dev question's confidence under ``weights``, lowest first (A: answerable, U: must refuse)."""
     selector = EvidenceSelector()
     rows = []
     for case, parts in features:
-        selection = combine_parts([selector.rank(f, weights) for f in parts], t)
+        selection = combine_parts([selector.rank(f, weights) for f in parts], t, part_ratio)
         said = " ".join(extractive_sentences(selection.answer))
         right = case.category != "answerable" or holds_all(said, case.expect)
         rows.append(
@@ -145,50 +172,69 @@ def main() -> None:
         "--show", action="store_true", help="print each dev question under the configured weights"
     )
     parser.add_argument("--no-embedder", action="store_true", help="rank without MiniLM (semantic weight 0)")
-    args = parser.parse_args()
-    features = asyncio.run(dev_features(args.top_k, not args.no_embedder))
-    n_a = sum(c.category == "answerable" for c, _ in features)
-    print(f"dev: {n_a} answerable, {len(features) - n_a} unanswerable questions")
-    results = []
-    semantic_weights = [0.0] if args.no_embedder else [0.3, 0.4, 0.5, 0.6, 0.7]
-    grid = itertools.product(
-        semantic_weights, [0.0, 0.1, 0.15, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3]
+    parser.add_argument(
+        "--splits",
+        default="dev,test",
+        help="tuning splits (test was seen once, by the first design; never test2)",
     )
-    for semantic, answer_type, coverage, unknown in grid:
+    args = parser.parse_args()
+    splits = tuple(args.splits.split(","))
+    if "test2" in splits:
+        parser.error("test2 is the held-out split: it is never used for tuning")
+    features = asyncio.run(dev_features(args.top_k, not args.no_embedder, splits))
+    n_a = sum(c.category == "answerable" for c, _ in features)
+    print(f"{'+'.join(splits)}: {n_a} answerable, {len(features) - n_a} unanswerable questions")
+    results = []
+    semantic_weights = [0.0] if args.no_embedder else [0.5, 0.6, 0.7, 0.8]
+    grid = itertools.product(
+        semantic_weights,
+        [0.0, 0.1],  # answer_type
+        [0.0, 0.2, 0.3, 0.4],  # specific_type
+        [0.0, 0.1],  # coverage
+        [0.0, 0.1],  # unknown_name
+        [0.6, 1.0],  # part_confidence_ratio
+        [0.0, 0.5, 1.0, 1.5],  # margin
+    )
+    for semantic, answer_type, specific, coverage, unknown, part_ratio, margin in grid:
         lexical = round(1 - semantic - answer_type, 2)
         if lexical < 0.1:
             continue
-        weights = SelectionWeights(semantic, lexical, answer_type, coverage, unknown)
-        t, accuracy, refused = score(features, weights)
-        simplicity = (coverage > 0) + (unknown > 0) + (answer_type > 0)
-        results.append((_objective(accuracy, refused), -simplicity, weights, t, accuracy, refused))
+        weights = SelectionWeights(semantic, lexical, answer_type, coverage, unknown, specific, margin)
+        t, accuracy, refused = score(features, weights, part_ratio)
+        simplicity = sum(
+            [coverage > 0, unknown > 0, answer_type > 0, specific > 0, part_ratio < 1, margin > 0]
+        )
+        results.append(
+            (_objective(accuracy, refused), -simplicity, weights, t, accuracy, refused, part_ratio)
+        )
     results.sort(key=lambda r: (r[0], r[1]), reverse=True)
-    for _, _, w, t, accuracy, refused in results[:12]:
+    for _, _, w, t, accuracy, refused, part_ratio in results[:12]:
         print(
-            f"  accuracy {accuracy:.3f} refusals {refused:.3f} min_confidence {t:.3f} | "
-            f"semantic {w.semantic} lexical {w.lexical} answer_type {w.answer_type} coverage {w.coverage} "
-            f"unknown_name {w.unknown_name}"
+            f"  accuracy {accuracy:.3f} refusals {refused:.3f} min_confidence {t:.3f} | semantic {w.semantic} "
+            f"lexical {w.lexical} answer_type {w.answer_type} specific_type {w.specific_type} coverage "
+            f"{w.coverage} unknown_name {w.unknown_name} margin {w.margin} part_ratio {part_ratio}"
         )
     current = AgentConfig().grounding
     now = SelectionWeights(
         current.semantic_weight, current.lexical_weight, current.answer_type_weight,
-        current.coverage_weight, current.unknown_name_weight,
+        current.coverage_weight, current.unknown_name_weight, current.specific_type_weight, current.margin_weight,
     )  # fmt: skip
     if args.show:
-        show(features, now, current.min_confidence)
-    t, accuracy, refused = score(features, now)
+        show(features, now, current.min_confidence, current.part_confidence_ratio)
+    t, accuracy, refused = score(features, now, current.part_confidence_ratio)
     print(
-        f"configured weights: best threshold {t:.2f} (accuracy {accuracy:.3f}, refusals {refused:.3f}); "
-        f"at the configured min_confidence {current.min_confidence}: see bench/answers.py --split dev"
+        f"configured weights: best threshold {t:.3f} (accuracy {accuracy:.3f}, refusals {refused:.3f}); "
+        f"configured min_confidence {current.min_confidence}"
     )
-    _, _, w, t, accuracy, refused = results[0]
+    _, _, w, t, accuracy, refused, part_ratio = results[0]
     print(
         json.dumps(
             {
-                "split": "dev",
+                "splits": list(splits),
                 "min_confidence": t,
-                "dev_answer_accuracy": round(accuracy, 4),
-                "dev_unanswerable_refusal_rate": round(refused, 4),
+                "accuracy": round(accuracy, 4),
+                "unanswerable_refusal_rate": round(refused, 4),
+                "part_confidence_ratio": part_ratio,
                 **w.__dict__,
             }
         )

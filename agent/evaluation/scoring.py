@@ -37,6 +37,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"(\d+):00\b", r"\1", text)
     text = re.sub(r"(\d)\s?%", r"\1 percent", text)
     text = re.sub(r"[^\w@./:'%-]+", " ", text)
+    text = re.sub(r"(?<=\w)'(?!\w)|(?<!\w)'", " ", text)  # "24 hours' notice": quotes, not letters
     text = re.sub(r"(?<![\w@])[.:/-]+|[.:/-]+(?![\w])", " ", text)
     return " ".join(text.replace("-", " ").split())
 

@@ -36,7 +36,8 @@ def test_small_talk_kinds() -> None:
     [
         ("How much is a battery?", {"money"}),
         ("How long does a repair take?", {"duration"}),
-        ("What time do you open on Mondays?", {"time"}),
+        ("When are you open on Mondays?", {"time"}),
+        ("What time do you open on Mondays?", {"time", "clock"}),
         ("What's your phone number?", {"phone"}),
         ("What email address can I write to?", {"email"}),
         ("Who is your orthodontist?", {"name"}),
@@ -62,8 +63,13 @@ def test_follow_up_borrows_the_topic_but_not_its_question_words() -> None:
 def test_two_part_questions_are_split() -> None:
     q = analyse("How much is a water damage diagnosis, and how long do water damage repairs take?")
     assert [p.answer_types for p in q.parts] == [{"money"}, {"duration"}]
-    q = analyse("What happens if I miss my appointment? Is there a charge?")
-    assert len(q.parts) == 2 and q.parts[1].topic is q.parts[0]  # the short part leans on the first
+    q = analyse("How much is a charging port repair, and how long is it guaranteed?")
+    assert len(q.parts) == 2 and q.parts[1].topic is q.parts[0]  # "it": the later part leans on the first
+    q = analyse("Do you take Cigna? Do you take Aetna insurance?")
+    assert [p.text for p in q.parts] == ["Do you take Cigna?", "Do you take Aetna insurance?"]
+    # A question that leans on the one before it is no question of its own: the turn is asked as a whole.
+    assert analyse("What happens if I miss my appointment? Is there a charge?").parts == []
+    assert analyse("Can I bring a friend? How much is that?").parts == []
     assert analyse("Do you take Apple Pay and Google Pay?").parts == []
 
 
