@@ -10,9 +10,10 @@ and insurance page (HTML), a software plans and billing sheet (PDF, laid out at 
 text by bench/minipdf.py) and a gym's membership sheet (plain text). Each is ingested through its real path: a
 watched folder feeding the knowledge base's ingestor (chunking, MiniLM embeddings, SQLite vector + FTS5).
 
-Splits: every question is marked dev or test in its questions.yaml. ``grounding.min_confidence`` and the
-evidence weights were chosen with bench/answers_tune.py on the dev split only; the gym knowledge base is held
-out entirely (test).
+Splits (marked per question in questions.yaml): dev, test and test2. The first design was tuned on dev and run
+once on test; test then became tuning data too, and test2 (a fifth knowledge base, a garage's service sheet,
+plus new questions on the other four) was written before the second design and is held out: the headline
+figures are on test2. ``grounding.min_confidence`` and the evidence weights come from bench/answers_tune.py.
 Figures are reported for test (the headline), dev and all. Each case runs in a fresh conversation; follow-ups
 replay their earlier turns first (not timed). ``first_sentence_s`` is measured from ``respond(text)`` to the
 first complete sentence out of it, retrieval included. Ends with one JSON line.
@@ -51,7 +52,7 @@ from knowledge.knowledge_base import KnowledgeBase
 
 DATA = ROOT / "bench" / "data" / "answers"
 KNOWLEDGE_BASES = ("shop", "clinic", "software", "gym", "garage")
-HEADLINE_SPLIT = "test"
+HEADLINE_SPLIT = "test2"  # held out: never used to choose anything (test was seen once, by the first design)
 
 
 def documents(kb: str) -> dict[str, bytes]:
@@ -176,7 +177,7 @@ async def warm_up(llm: Any) -> None:
 
 
 def figures(report: EvaluationReport) -> dict[str, Any]:
-    return {split: report.scores(split) for split in ("test", "dev", "all")}
+    return {split: report.scores(split) for split in ("test2", "test", "dev", "all")}
 
 
 async def main() -> None:
