@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.errors import AgentError, LLMTimeoutError
+from agent.errors import AgentError
 from agent.evidence import EvidenceSelector, SentenceEmbedder, combine_parts
+from agent.first_token import with_first_token_deadline
 from agent.grounded import GroundedReply, ReplyContext
 from agent.llm.base import LLM, LLMChunk, Message, ToolCall, ToolSpec
 from agent.memory import MemoryStore, extract_facts
@@ -46,8 +47,9 @@ class Conversation:
         call_id: str | None = None,
         embedder: SentenceEmbedder | None = None,
     ) -> None:
-        """``embedder``: embeds evidence sentences for ranking by meaning (the knowledge base's embedder);
-        without one, sentences are ranked on words and kinds of fact only."""
+        """``embedder``: embeds evidence sentences for ranking by meaning (the knowledge base's embedder; by
+        default the retriever's own ``embedder`` when it has one). Without any, sentences are ranked on words
+        only, which the tuned threshold does not expect: most questions would be refused (logged)."""
         self.llm = llm
         self.config = config
         self.retriever = retriever
@@ -58,6 +60,11 @@ class Conversation:
         self.transcript: list[Utterance] = []
         self.last_turn: TurnRecord | None = None
         self._remembered = memory.load(user_id) if memory is not None else None
+        embedder = embedder if embedder is not None else getattr(retriever, "embedder", None)
+        if retriever is not None and embedder is None and config.grounding.enabled:
+            log.warning(
+                "call %s: no embedder for evidence sentences; grounded answers will mostly refuse", call_id
+            )
         self.selector = EvidenceSelector.for_config(config.grounding, embedder)
         self._last_question: Question | None = None  # the topic a follow-up ("and on Sundays?") refers to
 
@@ -181,66 +188,12 @@ class Conversation:
             if (tail := follow.flush()).strip():
                 yield tail
 
-    async def _stream(
+    def _stream(
         self, turn: TurnRecord, messages: list[Message], tools: list[ToolSpec]
     ) -> AsyncIterator[LLMChunk]:
-        """The LLM stream, with a deadline on the first chunk: ``first_token_timeout_s``, then (after the
-        holding phrase, yielded as text) ``first_token_give_up_s`` in all."""
+        """The LLM stream with the first-token deadlines and the holding phrase (``agent.first_token``)."""
         stream = self.llm.stream_chat(messages, tools=tools or None, max_tokens=self.config.llm.max_tokens)
-        iterator = stream.__aiter__()
-        try:
-            waiting = asyncio.ensure_future(iterator.__anext__())
-            try:
-                first = await self._first_chunk(waiting)
-                if isinstance(first, str):  # the holding phrase; the real first chunk follows
-                    yield LLMChunk(text=first)
-                    first = await self._first_chunk(waiting, holding=False)
-            except StopAsyncIteration:
-                return
-            finally:
-                if not waiting.done():  # cancelled or timed out while waiting: stop the backend's stream
-                    waiting.cancel()
-                    await asyncio.wait({waiting})
-                if not waiting.cancelled():
-                    waiting.exception()  # retrieved here (raised above if it mattered)
-            if turn.llm_first_token is None:
-                turn.llm_first_token = time.monotonic()
-            assert isinstance(first, LLMChunk)  # the holding phrase (a str) was handled above
-            yield first
-            async for chunk in iterator:
-                yield chunk
-        finally:
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    async def _first_chunk(self, waiting: asyncio.Future[LLMChunk], holding: bool = True) -> LLMChunk | str:
-        """The stream's first chunk; or, the first time its deadline passes with a holding phrase set,
-        that phrase (the wait goes on); or LLMTimeoutError once the caller was kept waiting long enough."""
-        config = self.config
-        hold = (
-            holding
-            and bool(config.holding_phrase)
-            and config.first_token_give_up_s > config.first_token_timeout_s
-        )
-        limit = (
-            config.first_token_timeout_s
-            if holding
-            else config.first_token_give_up_s - config.first_token_timeout_s
-        )
-        done, _ = await asyncio.wait({waiting}, timeout=limit)
-        if done:
-            return waiting.result()
-        if hold:
-            log.warning(
-                "call %s: no first token within %.1fs; holding phrase spoken, waiting up to %.1fs in all",
-                self.call_id,
-                config.first_token_timeout_s,
-                config.first_token_give_up_s,
-            )
-            return config.holding_phrase + " "
-        waited = config.first_token_give_up_s if not holding else config.first_token_timeout_s
-        raise LLMTimeoutError(f"no first token within {waited}s (backend {config.llm.backend})")
+        return with_first_token_deadline(stream, self.config, turn, self.call_id)
 
     async def _forced_call(self, turn: TurnRecord, messages: list[Message], spec: ToolSpec) -> ToolOutcome:
         if self.config.tool_arguments == "rules":

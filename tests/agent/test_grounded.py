@@ -179,3 +179,10 @@ async def test_extractive_answer_is_fast_and_records_its_evidence(shop_kb: Any) 
         record["evidence"][0]["doc_id"] == "file:faq.md" and "Apple Pay" in record["evidence"][0]["sentence"]
     )
     assert record["sentences"][0]["produced_by"] == "extractive"
+
+
+async def test_the_retrievers_embedder_is_used_when_none_is_given(shop_kb: Any) -> None:
+    """The server passes only the retriever: the knowledge base's retriever brings its embedder along."""
+    c = Conversation(FakeLLM(["unused"]), AgentConfig(), retriever=shop_kb.retriever)
+    assert c.selector.embedder is shop_kb.embedder
+    assert "69 dollars" in await ask(c, "How much is a battery replacement?")
