@@ -183,7 +183,9 @@ def figures(report: EvaluationReport) -> dict[str, Any]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="llamacpp,ollama")
-    parser.add_argument("--split", default="all", choices=["all", "dev", "test"], help="which cases to run")
+    parser.add_argument(
+        "--split", default="all", choices=["all", "dev", "test", "test2"], help="which cases to run"
+    )
     parser.add_argument("--kbs", default=",".join(KNOWLEDGE_BASES))
     parser.add_argument(
         "--mode",
@@ -195,7 +197,7 @@ async def main() -> None:
     parser.add_argument("--small-talk", choices=["model", "canned"], default=None)
     parser.add_argument("--top-k", type=int, default=AgentConfig().retrieval_top_k)
     parser.add_argument("--no-embedder", action="store_true", help="rank evidence sentences without MiniLM")
-    parser.add_argument("--failures", default="all", choices=["all", "dev", "test", "none"])
+    parser.add_argument("--failures", default="all", choices=["all", "dev", "test", "test2", "none"])
     args = parser.parse_args()
     args.kbs = args.kbs.split(",")
     before = machine()
