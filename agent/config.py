@@ -41,6 +41,59 @@ class LLMConfig(BaseModel):
     timeout_s: float = Field(default=20.0, gt=0)
 
 
+class GroundingConfig(BaseModel):
+    """How replies stay grounded in the knowledge base (measured on bench/answers.py; see docs/grounding.md)."""
+
+    enabled: bool = True
+    # extractive: speak the best evidence sentences (addressed to the caller); verified: the model answers
+    # from the evidence sentences and each sentence is spoken only if its facts check out, else the
+    # extractive answer; unchecked: the model answers from the evidence sentences, nothing checked.
+    answer_mode: Literal["extractive", "verified", "unchecked"] = "extractive"
+    # Below this evidence confidence a question gets the refusal. This threshold and every weight below were
+    # chosen with bench/answers_tune.py on the dev and test splits of bench/data/answers (139 questions:
+    # accuracy 0.88, refusals 0.89 there); the test2 split is held out (docs/grounding.md).
+    min_confidence: float = Field(default=0.485, ge=0.0, le=1.0)
+    refusal: str = "I'm sorry, I don't have that information. I can have someone call you back, or transfer you to a colleague."
+    # Said after the answered part of a two-part question whose other part the evidence does not answer.
+    partial_refusal: str = (
+        "I don't have information on the rest of your question; I can have someone call you back."
+    )
+    max_answer_sentences: int = Field(default=2, ge=1)
+    # A second evidence sentence is spoken when it scores at least this share of the best one and adds what
+    # the best lacks (the other half of a two-part question).
+    second_sentence_ratio: float = Field(default=0.85, ge=0.0, le=1.0)
+    prompt_sentences: int = Field(default=3, ge=1)  # evidence sentences placed before the question (verified)
+    max_model_sentences: int = Field(default=2, ge=1)
+    # Evidence sentence ranking: meaning (embedding cosine), the question's words, the kind of fact asked for
+    # (0 when tuned: "a price" also fits the unanswerable "how much is a crown?"), the specific detail asked
+    # for (a phone number, an e-mail, an address, a name).
+    semantic_weight: float = Field(default=0.7, ge=0.0)
+    lexical_weight: float = Field(default=0.3, ge=0.0)
+    answer_type_weight: float = Field(default=0.0, ge=0.0)
+    # Confidence penalties: x (share of question terms absent from every passage), and when the question names
+    # something no passage mentions ("Slack", "Medicaid").
+    coverage_weight: float = Field(default=0.0, ge=0.0)
+    unknown_name_weight: float = Field(default=0.1, ge=0.0)
+    specific_type_weight: float = Field(default=0.3, ge=0.0)  # holds the phone/e-mail/address/name asked for
+    margin_weight: float = Field(default=0.5, ge=0.0)  # x (best - second best score) added to the confidence
+    # A later part of a two-part question is answered from this share of min_confidence (it is short and
+    # leans on the first part, so it scores lower).
+    part_confidence_ratio: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Small talk ("thanks!", "how are you?") and statements the knowledge base has nothing on: a fixed line
+    # per kind (canned), or the model's reply with its facts checked, else the fixed line (model).
+    # SmolLM2-135M's small talk wanders ("I'm not here to tell you how to bake a cake"): canned by default.
+    small_talk: Literal["model", "canned"] = "canned"
+    small_talk_replies: dict[str, str] = {
+        "greeting": "Hello! How can I help you today?",
+        "how_are_you": "I'm doing well, thank you. How can I help you today?",
+        "thanks": "You're welcome! Is there anything else I can help you with?",
+        "acknowledge": "Great. Is there anything else I can help you with?",
+        "introduction": "Nice to meet you! How can I help you today?",
+        "statement": "I see. What would you like to know about it?",
+    }
+    small_talk_fallback: str = "Is there anything else I can help you with?"
+
+
 class AgentConfig(BaseModel):
     llm: LLMConfig = LLMConfig()
     persona: str = "You are a friendly, concise voice assistant. Answer in one or two short spoken sentences."
@@ -103,3 +156,14 @@ class AgentConfig(BaseModel):
     }
     intent_max_tokens: int = Field(default=120, ge=16)
     intent_temperature: float = Field(default=0.0, ge=0.0)  # greedy: the same conversation, the same label
+    grounding: GroundingConfig = GroundingConfig()
+
+    def fixed_phrases(self) -> list[str]:
+        """Everything the agent may say from its configuration (persona, greeting, holding phrase, apology,
+        refusal...): facts in these are the persona's, never invented."""
+        g = self.grounding
+        return [
+            self.persona, self.greeting, self.holding_phrase, self.apology, self.tool_fallback, g.refusal,
+            g.partial_refusal,
+            g.small_talk_fallback, *g.small_talk_replies.values(),
+        ]  # fmt: skip

@@ -1,7 +1,9 @@
 """``Conversation``: one caller's dialog with the agent — prompt, history, RAG, tools, memory, failures.
 
 ``respond(user_text)`` streams speakable text deltas. Whatever goes wrong inside (LLM down or slow, a tool
-failing, retrieval too slow) the caller hears something sensible and the conversation stays usable.
+failing, retrieval too slow) the caller hears something sensible and the conversation stays usable. With
+``agent.grounding`` on (the default) every sentence is grounded (``agent.grounded``): the turn record says how
+each was produced and from which evidence.
 """
 
 from __future__ import annotations
@@ -11,65 +13,24 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from agent.config import AgentConfig
-from agent.errors import AgentError, LLMTimeoutError
+from agent.errors import AgentError
+from agent.evidence import EvidenceSelector, SentenceEmbedder, combine_parts
+from agent.first_token import with_first_token_deadline
+from agent.grounded import GroundedReply, ReplyContext
 from agent.llm.base import LLM, LLMChunk, Message, ToolCall, ToolSpec
 from agent.memory import MemoryStore, extract_facts
+from agent.question import Question, analyse
 from agent.retrieval import Retriever
 from agent.spoken import SpokenTextFilter
 from agent.tools import ToolBox, ToolOutcome, arguments_from_text
+from agent.turn import SpokenSentence, TurnRecord, Utterance, estimate_tokens
+
+__all__ = ["Conversation", "TurnRecord", "Utterance", "estimate_tokens"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Utterance:
-    """One line of the transcript. ``source``: user, reply, greeting, proactive, tool, apology."""
-
-    role: Literal["user", "agent"]
-    text: str
-    source: str
-    at: float = field(default_factory=time.time)
-    interrupted: bool = False
-
-
-@dataclass
-class TurnRecord:
-    """What happened in one ``respond()``; times are ``time.monotonic()`` seconds."""
-
-    user_text: str
-    reply_text: str = ""
-    started: float = field(default_factory=time.monotonic)
-    retrieval_done: float | None = None
-    llm_first_token: float | None = None
-    completed: float | None = None
-    sources: list[str] = field(default_factory=list)
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    tool_outcomes: list[ToolOutcome] = field(default_factory=list)
-    error: str | None = None
-    apology: bool = False
-    interrupted: bool = False
-
-    @property
-    def timings(self) -> dict[str, float | None]:
-        """Seconds from the start of the turn to each stage."""
-
-        def rel(t: float | None) -> float | None:
-            return None if t is None else t - self.started
-
-        return {
-            "retrieval": rel(self.retrieval_done),
-            "llm_first_token": rel(self.llm_first_token),
-            "completed": rel(self.completed),
-        }
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough token count (about 4 characters per token for English) for budgeting the prompt."""
-    return len(text) // 4 + 1
 
 
 class Conversation:
@@ -84,7 +45,11 @@ class Conversation:
         memory: MemoryStore | None = None,
         user_id: str = "anonymous",
         call_id: str | None = None,
+        embedder: SentenceEmbedder | None = None,
     ) -> None:
+        """``embedder``: embeds evidence sentences for ranking by meaning (the knowledge base's embedder; by
+        default the retriever's own ``embedder`` when it has one). Without any, sentences are ranked on words
+        only, which the tuned threshold does not expect: most questions would be refused (logged)."""
         self.llm = llm
         self.config = config
         self.retriever = retriever
@@ -95,6 +60,13 @@ class Conversation:
         self.transcript: list[Utterance] = []
         self.last_turn: TurnRecord | None = None
         self._remembered = memory.load(user_id) if memory is not None else None
+        embedder = embedder if embedder is not None else getattr(retriever, "embedder", None)
+        if retriever is not None and embedder is None and config.grounding.enabled:
+            log.warning(
+                "call %s: no embedder for evidence sentences; grounded answers will mostly refuse", call_id
+            )
+        self.selector = EvidenceSelector.for_config(config.grounding, embedder)
+        self._last_question: Question | None = None  # the topic a follow-up ("and on Sundays?") refers to
 
     # -- public API -------------------------------------------------------------------------------------------
 
@@ -148,11 +120,15 @@ class Conversation:
             turn.error = f"{type(exc).__name__}: {exc}"
             turn.apology = True
             apology = self.config.apology
+            turn.spoken.append(SpokenSentence(apology, "apology"))
             spoken.append(apology if not spoken else " " + apology)
             yield spoken[-1]
         finally:
             turn.completed = time.monotonic()
             turn.reply_text = "".join(spoken).strip()
+            if turn.reply_text and not turn.spoken:  # the ungrounded path: a tool's line or the model's text
+                tool = any(o.speak for o in turn.tool_outcomes)
+                turn.spoken.append(SpokenSentence(turn.reply_text, "tool" if tool else "model_unchecked"))
             if turn.reply_text:
                 source = "apology" if turn.apology else "reply"
                 self.transcript.append(Utterance("agent", turn.reply_text, source))
@@ -171,9 +147,13 @@ class Conversation:
     # -- one turn -----------------------------------------------------------------------------------------------
 
     async def _reply(self, turn: TurnRecord) -> AsyncIterator[str]:
-        knowledge = await self._retrieve(turn)
-        messages = self._build_messages(knowledge)
         forced = self._forced_tool(turn.user_text)
+        if self.config.grounding.enabled and (forced is None or forced.name == "search_knowledge"):
+            async for piece in self._grounded_reply(turn):  # searching is what a grounded reply does anyway
+                yield piece
+            return
+        knowledge = await self._retrieve(turn, turn.user_text)
+        messages = self._build_messages(knowledge)
         offered = self.tools.specs() if self.tools and self.config.tools_in_prompt else []
         specs = [forced] if forced else offered
         if forced:
@@ -208,65 +188,12 @@ class Conversation:
             if (tail := follow.flush()).strip():
                 yield tail
 
-    async def _stream(
+    def _stream(
         self, turn: TurnRecord, messages: list[Message], tools: list[ToolSpec]
     ) -> AsyncIterator[LLMChunk]:
-        """The LLM stream, with a deadline on the first chunk: ``first_token_timeout_s``, then (after the
-        holding phrase, yielded as text) ``first_token_give_up_s`` in all."""
+        """The LLM stream with the first-token deadlines and the holding phrase (``agent.first_token``)."""
         stream = self.llm.stream_chat(messages, tools=tools or None, max_tokens=self.config.llm.max_tokens)
-        iterator = stream.__aiter__()
-        try:
-            waiting = asyncio.ensure_future(iterator.__anext__())
-            try:
-                first = await self._first_chunk(waiting)
-                if isinstance(first, str):  # the holding phrase; the real first chunk follows
-                    yield LLMChunk(text=first)
-                    first = await self._first_chunk(waiting, holding=False)
-            except StopAsyncIteration:
-                return
-            finally:
-                if not waiting.done():  # cancelled or timed out while waiting: stop the backend's stream
-                    waiting.cancel()
-                    await asyncio.wait({waiting})
-                if not waiting.cancelled():
-                    waiting.exception()  # retrieved here (raised above if it mattered)
-            if turn.llm_first_token is None:
-                turn.llm_first_token = time.monotonic()
-            yield first
-            async for chunk in iterator:
-                yield chunk
-        finally:
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    async def _first_chunk(self, waiting: asyncio.Future[LLMChunk], holding: bool = True) -> LLMChunk | str:
-        """The stream's first chunk; or, the first time its deadline passes with a holding phrase set,
-        that phrase (the wait goes on); or LLMTimeoutError once the caller was kept waiting long enough."""
-        config = self.config
-        hold = (
-            holding
-            and bool(config.holding_phrase)
-            and config.first_token_give_up_s > config.first_token_timeout_s
-        )
-        limit = (
-            config.first_token_timeout_s
-            if holding
-            else config.first_token_give_up_s - config.first_token_timeout_s
-        )
-        done, _ = await asyncio.wait({waiting}, timeout=limit)
-        if done:
-            return waiting.result()
-        if hold:
-            log.warning(
-                "call %s: no first token within %.1fs; holding phrase spoken, waiting up to %.1fs in all",
-                self.call_id,
-                config.first_token_timeout_s,
-                config.first_token_give_up_s,
-            )
-            return config.holding_phrase + " "
-        waited = config.first_token_give_up_s if not holding else config.first_token_timeout_s
-        raise LLMTimeoutError(f"no first token within {waited}s (backend {config.llm.backend})")
+        return with_first_token_deadline(stream, self.config, turn, self.call_id)
 
     async def _forced_call(self, turn: TurnRecord, messages: list[Message], spec: ToolSpec) -> ToolOutcome:
         if self.config.tool_arguments == "rules":
@@ -324,13 +251,57 @@ class Conversation:
                 return spec
         return None
 
-    async def _retrieve(self, turn: TurnRecord) -> list[Any]:
+    async def _grounded_reply(self, turn: TurnRecord) -> AsyncIterator[str]:
+        """Small talk gets a friendly line; a question the evidence answers gets the answer (the evidence
+        sentences, or the model's checked sentences); any other question gets the refusal."""
+        question = analyse(turn.user_text, self._last_question)
+        said_before = [u.text for u in self.transcript if u.role == "agent"]
+        ctx = ReplyContext(
+            turn,
+            question,
+            self._build_messages([]),
+            self._own_sources(),
+            said_before,
+            lambda m: self._stream(turn, m, []),
+        )
+        reply = GroundedReply(self.config, ctx)
+        if question.kind == "small_talk" or self.retriever is None:
+            # Without a knowledge base a question gets the model's reply only if it states no fact.
+            fallback = self.config.grounding.refusal if question.kind == "question" else None
+            async for piece in reply.small_talk(fallback):
+                yield piece
+            return
+        self._last_question = question
+        grounding = self.config.grounding
+        parts = question.parts or [question]  # each part of a two-part question is looked up on its own
+        found = await asyncio.gather(*(self._retrieve(turn, part.retrieval_text) for part in parts))
+        selections = [await self.selector.select(p, chunks) for p, chunks in zip(parts, found, strict=True)]
+        selection = combine_parts(selections, grounding.min_confidence, grounding.part_confidence_ratio)
+        turn.confidence = selection.confidence
+        if not selection.answer or selection.confidence < grounding.min_confidence:
+            pieces = reply.refusal() if question.kind == "question" else reply.small_talk()
+        elif grounding.answer_mode == "extractive":
+            pieces = reply.extractive(selection)
+        else:
+            pieces = reply.from_model(selection)
+        async for piece in pieces:
+            yield piece
+
+    def _own_sources(self) -> list[str]:
+        """Texts besides the evidence whose facts the agent may repeat: the persona and fixed phrases, what
+        memory holds about the caller, and the caller's own words."""
+        memory = (self._remembered.facts + [self._remembered.summary or ""]) if self._remembered else []
+        said = [u.text for u in self.transcript if u.role == "user"]
+        return [*self.config.fixed_phrases(), *memory, *said]
+
+    async def _retrieve(self, turn: TurnRecord, query: str) -> list[Any]:
         if self.retriever is None:
             return []
+        turn.retrieval_queries.append(query)
         budget = self.config.retrieval_budget_ms / 1000
         try:
             chunks = await asyncio.wait_for(
-                self.retriever.retrieve(turn.user_text, k=self.config.retrieval_top_k), budget
+                self.retriever.retrieve(query, k=self.config.retrieval_top_k), budget
             )
         except TimeoutError:
             log.warning(

@@ -14,6 +14,8 @@ _CURRENCY_WORD = {"$": "dollars", "€": "euros", "£": "pounds"}
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _PERCENT = re.compile(r"(\d)\s?%")
 _RANGE = re.compile(r"(\d)\s?[-–]\s?(\d)")
+# A phone number is read digit by digit in its groups ("5 0 3, 5 5 5, 0 1 4 7"), never as a range or amount.
+_PHONE = re.compile(r"(?:\+?1[\s.-])?(?:\((\d{3})\)\s?|\b(\d{3})[\s.-])?\b(\d{3})[.-](\d{4})\b")
 _NON_SPEECH = re.compile(r"[\U0001F000-\U0001FFFF\u2600-\u27BF\uFE0F]")
 _SPACES = re.compile(r"[ \t]*\n+[ \t]*|[ \t]{2,}")
 
@@ -26,12 +28,18 @@ def to_spoken(text: str) -> str:
     text = _LIST_MARKER.sub("", text)
     text = _EMPHASIS.sub("", text)
     text = _NON_SPEECH.sub("", text)
+    text = _PHONE.sub(_spell_phone, text)
     text = _THOUSANDS.sub("", text)
     text = _CURRENCY.sub(lambda m: f"{m.group(2)} {_CURRENCY_WORD[m.group(1)]}", text)
     text = _PERCENT.sub(r"\1 percent", text)
     text = _RANGE.sub(r"\1 to \2", text)
     text = text.replace("&", " and ").replace("e.g.", "for example").replace("i.e.", "that is")
     return _SPACES.sub(" ", text)
+
+
+def _spell_phone(m: re.Match[str]) -> str:
+    groups = [g for g in m.groups() if g]
+    return ", ".join(" ".join(group) for group in groups)
 
 
 class SpokenTextFilter:

@@ -36,12 +36,15 @@ class FakeRetriever:
 
 
 class FakeLLM:
-    """Scripted LLM: yields ``replies`` in order (one per call), optionally slowly; records the prompts."""
+    """Scripted LLM: yields ``replies`` in order (one per call), optionally slowly (``delay_s`` before the
+    first word, ``word_delay_s`` between words); records the prompts and whether each stream was closed."""
 
-    def __init__(self, replies: list[str], delay_s: float = 0.0) -> None:
+    def __init__(self, replies: list[str], delay_s: float = 0.0, word_delay_s: float = 0.0) -> None:
         self.replies = replies
         self.delay_s = delay_s
+        self.word_delay_s = word_delay_s
         self.calls: list[Sequence[Message]] = []
+        self.words_sent = 0
 
     async def stream_chat(
         self,
@@ -53,6 +56,9 @@ class FakeLLM:
         self.calls.append(messages)
         await asyncio.sleep(self.delay_s)
         reply = self.replies[min(len(self.calls), len(self.replies)) - 1]
-        for word in reply.split(" "):
+        for i, word in enumerate(reply.split(" ")):
+            if i and self.word_delay_s:
+                await asyncio.sleep(self.word_delay_s)
+            self.words_sent += 1
             yield LLMChunk(text=word + " ")
         yield LLMChunk(done=True)

@@ -1,4 +1,8 @@
-"""Conversation: real llama.cpp replies, RAG hook, tools, memory, failure behaviour."""
+"""Conversation: real llama.cpp replies, RAG hook, tools, memory, failure behaviour.
+
+Tests of the model's streaming orchestration (deadlines, holding phrase, prompt, history) run on the
+ungrounded path (``UNGROUNDED``), where every reply is the model's; grounded replies have their own tests in
+``test_grounded.py`` (and ``test_grounded_model.py`` for the model inside the grounded path)."""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.config import AgentConfig, LLMConfig, OllamaConfig
+from agent.config import AgentConfig, GroundingConfig, LLMConfig, OllamaConfig
 from agent.conversation import Conversation, Utterance, estimate_tokens
 from agent.llm.ollama import OllamaLLM
 from agent.memory import MemoryStore
 from agent.tools import ToolBox
 from tests.agent.fakes import FakeLLM, FakeRetriever
+
+UNGROUNDED = GroundingConfig(enabled=False)
 
 
 async def collect(conversation: Conversation, text: str) -> list[str]:
@@ -23,6 +29,7 @@ async def collect(conversation: Conversation, text: str) -> list[str]:
 async def test_reply_streams_speakable_text_and_records_the_turn(
     llamacpp_llm: Any, agent_config: AgentConfig
 ) -> None:
+    agent_config.grounding = UNGROUNDED
     conversation = Conversation(llamacpp_llm, agent_config, user_id="u1")
     greeting = conversation.greeting()
     pieces = await collect(conversation, "What can you help me with?")
@@ -46,6 +53,7 @@ async def test_ollama_down_gives_apology_within_2s(agent_config: AgentConfig) ->
         port = s.getsockname()[1]  # nothing listens here after the block
     llm = OllamaLLM(LLMConfig(backend="ollama", ollama=OllamaConfig(host=f"http://127.0.0.1:{port}")))
     agent_config.first_token_timeout_s = 2.0
+    agent_config.grounding = UNGROUNDED  # every turn goes to the model
     conversation = Conversation(llm, agent_config)
     started = time.perf_counter()
     reply = "".join(await collect(conversation, "Hello?"))
@@ -62,7 +70,7 @@ async def test_ollama_down_gives_apology_within_2s(agent_config: AgentConfig) ->
 
 async def test_slow_backend_gives_apology_after_first_token_timeout() -> None:
     """Without a holding phrase the apology comes at first_token_timeout_s."""
-    config = AgentConfig(first_token_timeout_s=0.3, holding_phrase="")
+    config = AgentConfig(first_token_timeout_s=0.3, holding_phrase="", grounding=UNGROUNDED)
     conversation = Conversation(FakeLLM(["Too late."], delay_s=5), config)
     started = time.perf_counter()
     reply = "".join(await collect(conversation, "Are you there?"))
@@ -79,7 +87,7 @@ async def _timed_pieces(conversation: Conversation, text: str) -> list[tuple[flo
 async def test_busy_backend_holds_then_answers() -> None:
     """An overloaded backend: the caller hears the holding phrase at first_token_timeout_s, then the answer
     when it comes (before first_token_give_up_s), not an apology asking them to repeat."""
-    config = AgentConfig(first_token_timeout_s=0.3, first_token_give_up_s=3.0)
+    config = AgentConfig(first_token_timeout_s=0.3, first_token_give_up_s=3.0, grounding=UNGROUNDED)
     conversation = Conversation(FakeLLM(["Paris is the capital."], delay_s=1.0), config)
     pieces = await _timed_pieces(conversation, "What is the capital of France?")
     (held_at, held), *rest = pieces
@@ -91,7 +99,7 @@ async def test_busy_backend_holds_then_answers() -> None:
 
 
 async def test_hung_backend_holds_then_apologises_at_give_up() -> None:
-    config = AgentConfig(first_token_timeout_s=0.3, first_token_give_up_s=1.0)
+    config = AgentConfig(first_token_timeout_s=0.3, first_token_give_up_s=1.0, grounding=UNGROUNDED)
     conversation = Conversation(FakeLLM(["Too late."], delay_s=5), config)
     pieces = await _timed_pieces(conversation, "Are you there?")
     assert [p.strip() for _, p in pieces] == [config.holding_phrase, config.apology], pieces
@@ -102,6 +110,7 @@ async def test_hung_backend_holds_then_apologises_at_give_up() -> None:
 async def test_rag_chunks_reach_the_prompt_and_sources_the_turn(
     llamacpp_llm: Any, agent_config: AgentConfig, fake_retriever: FakeRetriever
 ) -> None:
+    agent_config.grounding = UNGROUNDED
     conversation = Conversation(llamacpp_llm, agent_config, retriever=fake_retriever)
     seen: list[Any] = []
     original = llamacpp_llm.stream_chat
@@ -119,8 +128,15 @@ async def test_rag_chunks_reach_the_prompt_and_sources_the_turn(
 
 
 async def test_slow_retriever_is_skipped_after_its_budget(agent_config: AgentConfig) -> None:
+    """Grounded: no evidence in time means the refusal, promptly; ungrounded: the model answers without it."""
     agent_config.retrieval_budget_ms = 100
     slow = FakeRetriever([], delay_s=2)
+    conversation = Conversation(FakeLLM(["Fine."]), agent_config, retriever=slow)
+    started = time.perf_counter()
+    reply = "".join(await collect(conversation, "Anything?")).strip()
+    assert reply == agent_config.grounding.refusal and time.perf_counter() - started < 0.5
+    assert conversation.last_turn is not None and conversation.last_turn.produced_by == "refused"
+    agent_config.grounding = UNGROUNDED
     conversation = Conversation(FakeLLM(["Fine."]), agent_config, retriever=slow)
     started = time.perf_counter()
     assert "".join(await collect(conversation, "Anything?")).strip() == "Fine."
@@ -200,7 +216,7 @@ async def test_end_call_and_transfer_use_call_control(agent_config: AgentConfig)
 
 
 async def test_memory_persists_across_conversations(tmp_path: Any) -> None:
-    config = AgentConfig(memory_path=str(tmp_path / "mem.sqlite3"))
+    config = AgentConfig(memory_path=str(tmp_path / "mem.sqlite3"), grounding=UNGROUNDED)
     first = Conversation(
         FakeLLM(["Nice to meet you."]), config, memory=MemoryStore(config.memory_path), user_id="alice"
     )
@@ -220,7 +236,7 @@ async def test_memory_persists_across_conversations(tmp_path: Any) -> None:
 
 
 async def test_history_is_trimmed_to_the_token_budget() -> None:
-    config = AgentConfig(history_token_budget=200)
+    config = AgentConfig(history_token_budget=200, grounding=UNGROUNDED)
     llm = FakeLLM(["ok"])
     conversation = Conversation(llm, config)
     for i in range(30):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.config import AgentConfig, LLMConfig, OllamaConfig
+from agent.config import AgentConfig, GroundingConfig, LLMConfig, OllamaConfig
 from agent.conversation import Conversation
 from agent.llm.ollama import OllamaLLM
 from tests.fixtures.ollama import RUN_DIR, _free_port, _log_tail, _run
@@ -54,7 +54,11 @@ async def test_stopped_ollama_gives_apology_within_2s_then_recovers(
     )
     # A generous first-token limit: the apology must come from noticing the dead server (connection
     # refused), not from this timeout; the real turns may be slow on the shared 2-core machine.
-    config = AgentConfig(memory_path=str(tmp_path) + "/memory.sqlite3", first_token_timeout_s=30)
+    config = AgentConfig(
+        memory_path=str(tmp_path) + "/memory.sqlite3",
+        first_token_timeout_s=30,
+        grounding=GroundingConfig(enabled=False),  # every turn goes to the model
+    )
     conversation = Conversation(llm, config, user_id="outage", call_id="call-outage")
     try:
         reply, _ = await say(conversation, "Hi, what can you help me with?")

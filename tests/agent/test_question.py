@@ -1,0 +1,79 @@
+"""Reading a caller's turn: small talk or question, the kind of fact asked for, follow-ups, parts."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.question import analyse, answer_types, classify, small_talk_kind, stem, weekdays
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Hi there!", "small_talk"),
+        ("Thanks, that's really helpful.", "small_talk"),
+        ("Okay, perfect, thank you.", "small_talk"),
+        ("Good morning, how are you today?", "small_talk"),
+        ("Hi, how much is a battery?", "question"),
+        ("Do you take checks", "question"),
+        ("I have a cracked screen.", "statement"),
+    ],
+)
+def test_classify(text: str, kind: str) -> None:
+    assert classify(text) == kind
+
+
+def test_small_talk_kinds() -> None:
+    assert small_talk_kind("Hey, good afternoon.") == "greeting"
+    assert small_talk_kind("How are you doing?") == "how_are_you"
+    assert small_talk_kind("Cheers, that's great.") == "thanks"
+    assert small_talk_kind("Great, all clear.") == "acknowledge"
+    assert small_talk_kind("My name is Alice.") == "introduction"
+
+
+@pytest.mark.parametrize(
+    ("text", "types"),
+    [
+        ("How much is a battery?", {"money"}),
+        ("How long does a repair take?", {"duration"}),
+        ("When are you open on Mondays?", {"time"}),
+        ("What time do you open on Mondays?", {"time", "clock"}),
+        ("What's your phone number?", {"phone"}),
+        ("What email address can I write to?", {"email"}),
+        ("Who is your orthodontist?", {"name"}),
+        ("Who do I talk to about a quote?", {"contact"}),
+        ("Is there a discount for students?", {"percent"}),
+        ("Can I pay with Apple Pay?", set()),
+    ],
+)
+def test_answer_types(text: str, types: set[str]) -> None:
+    assert answer_types(text) == types
+
+
+def test_follow_up_borrows_the_topic_but_not_its_question_words() -> None:
+    first = analyse("How much is a battery replacement?")
+    follow = analyse("And how long does that take?", first)
+    assert follow.topic is first and follow.answer_types == {"duration"}
+    assert "battery" in follow.search_text and "much" not in follow.search_text
+    assert analyse("Who is your orthodontist?", first).topic is None  # a question of its own
+    sundays = analyse("And on Sundays?", analyse("When are you open on Saturday?"))
+    assert sundays.answer_types == {"time"} and "saturday" in sundays.search_text
+
+
+def test_two_part_questions_are_split() -> None:
+    q = analyse("How much is a water damage diagnosis, and how long do water damage repairs take?")
+    assert [p.answer_types for p in q.parts] == [{"money"}, {"duration"}]
+    q = analyse("How much is a charging port repair, and how long is it guaranteed?")
+    assert len(q.parts) == 2 and q.parts[1].topic is q.parts[0]  # "it": the later part leans on the first
+    q = analyse("Do you take Cigna? Do you take Aetna insurance?")
+    assert [p.text for p in q.parts] == ["Do you take Cigna?", "Do you take Aetna insurance?"]
+    # A question that leans on the one before it is no question of its own: the turn is asked as a whole.
+    assert analyse("What happens if I miss my appointment? Is there a charge?").parts == []
+    assert analyse("Can I bring a friend? How much is that?").parts == []
+    assert analyse("Do you take Apple Pay and Google Pay?").parts == []
+
+
+def test_stems_and_weekday_ranges() -> None:
+    assert {stem("charged"), stem("charge"), stem("charges")} == {"charg"}
+    assert stem("replacement") == stem("replace") and stem("Sundays".lower()) == "sunday"
+    assert weekdays("Monday to Thursday: 8 am to 5 pm") == {"monday", "tuesday", "wednesday", "thursday"}
