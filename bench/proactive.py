@@ -32,10 +32,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.bus.base import MessageBus
-from server.bus.registry import create_bus
-from server.bus.schemas import ProactivePrompt
-from server.config import BusConfig, RocketMQConfig
+from messaging.bus import MessageBus
+from messaging.registry import create_bus
+from messaging.schemas import ProactivePrompt
+from messaging.config import BusConfig, RocketMQConfig
 from server.proactive import DeliveryLedger, ProactivePromptConsumer
 
 PHRASES = [
@@ -140,7 +140,7 @@ async def rocketmq_audio_latency(endpoint: str, n: int, workdir: Path) -> list[f
 
 
 async def embedded_audio_latency(n: int, workdir: Path) -> list[float]:
-    from configs.settings import load_settings
+    from server.settings import load_settings
     from server.node import VoiceNode
     from tests.server.caller import free_port
 

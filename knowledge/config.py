@@ -41,4 +41,3 @@ class KnowledgeConfig(BaseModel):
     ingest_queue_size: int = Field(default=100, ge=1)
     max_attempts: int = Field(default=3, ge=1)  # transient failures are retried with exponential backoff
     retry_backoff_s: float = Field(default=1.0, gt=0)
-    change_topic: str = "knowledge_changes"

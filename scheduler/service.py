@@ -3,7 +3,7 @@
 It runs three kinds of jobs on an ``AsyncIOScheduler`` with a persistent SQLAlchemy job store: periodic
 intent analysis over recent conversations, outreach campaigns (one-off or cron) and callbacks the agent
 promised. All of them end in ``OutreachSender.send``, which applies the rate limit and quiet hours and
-publishes a proactive prompt to the bus. Run it alone (``run_scheduler``) or inside ``serve`` (start/stop).
+publishes a proactive prompt to the bus. Run it alone (``voice-agent scheduler``) or inside ``serve`` (start/stop); ``server.node`` composes both.
 """
 
 from __future__ import annotations
@@ -344,10 +344,3 @@ def _prompt_job_id(prompt: OutgoingPrompt) -> str:
 
 def _campaign_job_id(campaign_id: str) -> str:
     return f"campaign:{campaign_id}"
-
-
-async def run_scheduler(settings: Any, stop: asyncio.Event | None = None) -> None:
-    """Entry point of ``voice-agent scheduler`` (see ``scheduler.runner``)."""
-    from scheduler.runner import run_scheduler as run
-
-    await run(settings, stop)

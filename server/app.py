@@ -26,13 +26,13 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from configs.settings import Settings
 from server import metrics
 from server.auth import admin_only, request_token, require_call_token, token_matches
 from server.health import health_report
 from server.records import ConversationEventPublisher, open_call_record_store
 from server.registry import SessionRegistry
 from server.session import CallDeps, CallSession
+from server.settings import Settings
 from server.signaling import SignalingError, browser_ice_servers, parse_offer
 from server.ws_media import media_stream_handler
 
@@ -280,10 +280,8 @@ async def start_knowledge(settings: Settings) -> Any:
     """The knowledge base (RAG retriever and upload routes), or None when it cannot start here."""
     try:
         from knowledge.knowledge_base import KnowledgeBase
-        from server.bus.base import PoisonMessage
 
-        # poison: change events that can never be applied are dead-lettered at once, not retried
-        kb = KnowledgeBase(settings.knowledge, poison=PoisonMessage)
+        kb = KnowledgeBase(settings.knowledge)
         await kb.start()
         return kb
     except Exception as exc:  # noqa: BLE001 - a missing embedding model must not stop calls: they run without RAG
@@ -312,7 +310,7 @@ async def build_deps(
 
     ``retriever``: ``agent.retrieval.Retriever`` for RAG (e.g. ``KnowledgeBase.retriever``);
     ``callback_scheduler``: ``agent.tools.CallbackScheduler`` for the schedule-callback tool;
-    ``bus``: a started ``server.bus.base.MessageBus``: calls publish ``ConversationEvent``s on it."""
+    ``bus``: a started ``messaging.bus.MessageBus``: calls publish ``ConversationEvent``s on it."""
     from agent.llm.registry import create_llm
     from speech.stt.registry import create_stt
     from speech.tts.registry import create_tts

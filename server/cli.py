@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from configs.settings import ConfigError, Settings, load_settings
+from server.settings import ConfigError, Settings, load_settings
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -23,9 +23,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
-    from scheduler.service import run_scheduler
+    from server.node import run_scheduler_process
 
-    asyncio.run(run_scheduler(settings))
+    asyncio.run(run_scheduler_process(settings))
     return 0
 
 

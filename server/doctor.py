@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from configs.settings import Settings
 from server.provision import MODEL_PACKAGES, ModelMissing
+from server.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import importlib.metadata
 import platform
 from typing import Any
 
-from configs.settings import Settings
+from server.settings import Settings
 
 _PACKAGES = ("voice-agent", "aiortc", "faster-whisper", "piper-tts", "llama_cpp_python", "ollama",
              "rocketmq-python-client", "apscheduler")

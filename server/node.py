@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from typing import Any
 
-from configs.settings import Settings
+from messaging.bus import MessageBus, Subscription
+from messaging.registry import create_bus
 from server.app import build_deps, knowledge_routes, run_server, start_knowledge
-from server.bus.base import MessageBus, Subscription
-from server.bus.registry import create_bus
 from server.proactive import ProactivePromptConsumer
 from server.proactive.ledger import DeliveryLedgerStore, open_delivery_ledger
 from server.registry import SessionRegistry
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,28 @@ class VoiceNode:
                 await self._server
         finally:
             await self._cleanup.aclose()
+
+
+async def run_scheduler_process(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """``voice-agent scheduler``: the scheduler's jobs on the configured bus, until SIGINT/SIGTERM or ``stop``."""
+    from scheduler.ledger_status import LedgerStatusSource
+    from scheduler.runner import start_embedded_scheduler
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as cleanup:
+        bus = create_bus(settings.bus)
+        cleanup.push_async_callback(bus.close)
+        ledger = await asyncio.to_thread(open_delivery_ledger, settings.bus.proactive_ledger)
+        cleanup.callback(ledger.close)
+        service = await start_embedded_scheduler(settings, bus, ledger=LedgerStatusSource(ledger))
+        cleanup.push_async_callback(service.stop)
+        await bus.start()
+        log.info("scheduler running; stop with Ctrl-C")
+        await stop.wait()
 
 
 async def run_node(settings: Settings, stop_event: asyncio.Event | None = None) -> None:

@@ -218,7 +218,7 @@ class ConversationEventPublisher:
         text: str | None = None,
         role: Literal["user", "agent"] | None = None,
     ) -> None:
-        from server.bus.schemas import ConversationEvent
+        from messaging.schemas import ConversationEvent
 
         body = ConversationEvent(
             event=event, call_id=call_id, user_id=user_id, node_id=self.node_id, text=text, role=role

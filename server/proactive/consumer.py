@@ -16,8 +16,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from server.bus.base import Message, MessageBus, Subscription
-from server.bus.schemas import ProactivePrompt
+from messaging.bus import Message, MessageBus, Subscription
+from messaging.schemas import ProactivePrompt
 from server.proactive.directory import SessionDirectory
 from server.proactive.ledger import DeliveryLedgerStore
 

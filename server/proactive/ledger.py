@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from server.bus.schemas import ProactivePrompt
+from messaging.schemas import ProactivePrompt
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

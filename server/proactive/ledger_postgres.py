@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from server.bus.schemas import ProactivePrompt
+from messaging.schemas import ProactivePrompt
 from server.pg_connection import BlockingPgConnection
 from server.proactive.ledger import DeliveryEvent, DeliveryRecord
 

@@ -26,9 +26,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from configs.settings import Settings, load_settings
-from server.bus.schemas import ProactivePrompt
+from messaging.schemas import ProactivePrompt
 from server.proactive import DeliveryLedger
+from server.settings import Settings, load_settings
 from tests.server.caller import RTCCaller, ServerProcess, free_port
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -234,8 +234,8 @@ def _start_together(scheduler: SchedulerProcess, *nodes: ServerProcess) -> None:
 async def rocketmq_deployment(
     rocketmq_processes: tuple[Path, ServerProcess, ServerProcess], rocketmq_endpoint: str
 ) -> AsyncIterator[Deployment]:
-    from server.bus.registry import create_bus
-    from server.config import BusConfig, RocketMQConfig
+    from messaging.config import BusConfig, RocketMQConfig
+    from messaging.registry import create_bus
 
     workdir, node_a, node_b = rocketmq_processes
     bus = create_bus(BusConfig(backend="rocketmq", rocketmq=RocketMQConfig(endpoints=rocketmq_endpoint)))

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from messaging.bus import Message
+from messaging.config import BusConfig
+from messaging.embedded import EmbeddedBus
 from scheduler.config import SchedulerConfig
 from scheduler.publishing import BusPromptPublisher
 from scheduler.service import SchedulerService
-from server.bus.base import Message
-from server.bus.embedded import EmbeddedBus
-from server.config import BusConfig
 
 PROACTIVE = "voice_proactive"
 

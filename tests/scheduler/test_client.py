@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from messaging.embedded import EmbeddedBus
 from scheduler.campaigns import CampaignSpec
 from scheduler.client import SchedulerClient
 from scheduler.config import SchedulerConfig
 from scheduler.publishing import BusPromptPublisher
-from server.bus.embedded import EmbeddedBus
 from tests.scheduler.conftest import PROACTIVE, PromptCollector, ServiceFactory
 
 

@@ -177,8 +177,8 @@ async def test_admin_send_now_ignores_the_rate_limit(
 async def test_delivery_status_comes_from_the_proactive_ledger_once_published(
     make_service: ServiceFactory, collector: PromptCollector, tmp_path: Path
 ) -> None:
+    from messaging.schemas import ProactivePrompt
     from scheduler.ledger_status import LedgerStatusSource
-    from server.bus.schemas import ProactivePrompt
     from server.proactive.ledger import DeliveryLedger
 
     ledger = DeliveryLedger(tmp_path / "ledger.sqlite3")

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from configs.settings import Settings
 from server.records import SqliteCallRecordStore
 from server.registry import SessionRegistry
 from server.session import CallDeps
+from server.settings import Settings
 from speech.frames import AudioFrame
 from speech.stt.base import Transcript
 

@@ -18,8 +18,8 @@ from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection
 
-from configs.settings import Settings
 from server.app import MAX_OFFER_BYTES, create_app
+from server.settings import Settings
 from tests.server.caller import RTCCaller
 from tests.server.fakes import fake_deps
 

@@ -18,9 +18,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 import server.session as session_module
-from configs.settings import Settings
 from server.app import create_app
 from server.session import CallSession
+from server.settings import Settings
 from server.turn_taking import AgentState, PlaybackOutput
 from speech.bargein import BargeInDetector
 from speech.config import STTConfig

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from configs.settings import Settings
 from server.app import build_deps, create_app
+from server.settings import Settings
 from tests.server.caller import RTCCaller, synthesize_speech, transcribe, word_recall, words
 
 pytestmark = [pytest.mark.slow]

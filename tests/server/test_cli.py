@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from configs.settings import load_settings
 from server.doctor import run_checks
+from server.settings import load_settings
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from configs.settings import load_settings
 from server.app import create_app
+from server.settings import load_settings
 from tests.server.fakes import fake_deps
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
-from configs.settings import load_settings
 from knowledge.knowledge_base import KnowledgeBase
 from server.app import create_app, knowledge_routes
+from server.settings import load_settings
 from tests.server.fakes import fake_deps
 
 TOKEN = "s3cret-admin"

@@ -18,11 +18,11 @@ import pytest
 
 from knowledge.config import KnowledgeConfig
 from knowledge.knowledge_base import KnowledgeBase
-from server.bus.base import DLQ_ATTEMPTS, DLQ_GROUP, DLQ_REASON, Message, MessageBus, PoisonMessage
-from server.bus.embedded import EmbeddedBus
-from server.bus.registry import create_bus
-from server.config import BusConfig, RocketMQConfig
-from tests.server.bus.harness import unique, wait_until
+from messaging.bus import DLQ_ATTEMPTS, DLQ_GROUP, DLQ_REASON, Message, MessageBus
+from messaging.config import BusConfig, RocketMQConfig
+from messaging.embedded import EmbeddedBus
+from messaging.registry import create_bus
+from tests.messaging.harness import unique, wait_until
 
 # RocketMQ: a consumer group's first receive can take a few seconds on a loaded 2-core box.
 TIMEOUT_S = 60
@@ -55,7 +55,7 @@ async def bus(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Mes
 @pytest.fixture
 async def kb(tmp_path: Path) -> AsyncIterator[KnowledgeBase]:
     cfg = KnowledgeConfig(embedded_path=str(tmp_path / "knowledge.sqlite3"), retry_backoff_s=0.05)
-    base = KnowledgeBase(cfg, poison=PoisonMessage)
+    base = KnowledgeBase(cfg)
     await base.start()
     yield base
     await base.close()

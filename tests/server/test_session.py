@@ -7,9 +7,9 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestServer
 
-from configs.settings import Settings
 from server.app import create_app
 from server.session import CallSession
+from server.settings import Settings
 from tests.server.caller import RTCCaller, synthesize_speech
 from tests.server.fakes import fake_deps
 

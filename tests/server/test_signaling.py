@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
-from configs.settings import Settings
 from server.app import create_app
 from server.config import IceServer
+from server.settings import Settings
 from server.signaling import SignalingError, browser_ice_servers, parse_offer
 from tests.server.fakes import fake_deps
 

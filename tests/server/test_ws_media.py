@@ -11,10 +11,10 @@ import numpy as np
 import websockets
 from aiohttp.test_utils import TestServer
 
-from configs.settings import Settings
+from messaging.schemas import ConversationEvent
 from server.app import create_app
-from server.bus.schemas import ConversationEvent
 from server.records import ConversationEventPublisher
+from server.settings import Settings
 from server.ws_media import mulaw_decode, mulaw_encode
 from speech.frames import AudioFrame
 from speech.resample import Resampler

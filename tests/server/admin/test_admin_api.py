@@ -13,13 +13,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry, Histogram
 
+from messaging.bus import Message
+from messaging.embedded import EmbeddedBus
 from scheduler.config import SchedulerConfig
 from scheduler.publishing import BusPromptPublisher
 from scheduler.service import SchedulerService
 from server.admin import AdminDeps, admin_routes, dashboard_routes
 from server.admin.latency import PrometheusLatency
-from server.bus.base import Message
-from server.bus.embedded import EmbeddedBus
 
 TOKEN = "s3cret-admin"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -21,13 +21,13 @@ from aiohttp import web
 
 from knowledge.config import KnowledgeConfig
 from knowledge.knowledge_base import KnowledgeBase
+from messaging.bus import Message
+from messaging.embedded import EmbeddedBus
 from scheduler.config import SchedulerConfig
 from scheduler.publishing import BusPromptPublisher
 from scheduler.service import SchedulerService
 from server.admin import AdminDeps, admin_routes, dashboard_routes
 from server.app import knowledge_routes
-from server.bus.base import Message
-from server.bus.embedded import EmbeddedBus
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from server.bus.base import Message
-from server.bus.schemas import ProactivePrompt
+from messaging.bus import Message
+from messaging.schemas import ProactivePrompt
 from server.proactive import DeliveryLedger, ProactivePromptConsumer
-from tests.server.bus.harness import unique, wait_until
+from tests.messaging.harness import unique, wait_until
 from tests.server.proactive.fakes import FakeLiveCall, FakeSessionDirectory
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from server.bus.schemas import ProactivePrompt
+from messaging.schemas import ProactivePrompt
 from server.proactive.ledger import DeliveryLedger, DeliveryLedgerStore, open_delivery_ledger
 from server.proactive.ledger_postgres import PostgresDeliveryLedger
 

@@ -1,6 +1,8 @@
-"""Message bus: one `MessageBus` interface with an in-process backend and a RocketMQ 5 backend."""
+"""Messaging: one `MessageBus` interface with an in-process backend and a RocketMQ 5 backend, and the
+versioned schemas of the topics (``messaging.schemas``). ``server``, ``scheduler`` and ``knowledge`` use it;
+it imports none of them."""
 
-from server.bus.base import (
+from messaging.bus import (
     BusClosedError,
     BusError,
     Handler,

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from server.bus.base import MessageBus
-from server.bus.registry import create_bus
-from server.config import BusConfig, RocketMQConfig
+from messaging.bus import MessageBus
+from messaging.config import BusConfig, RocketMQConfig
+from messaging.registry import create_bus
 
 _embedded_topics = itertools.count()
 

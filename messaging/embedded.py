@@ -16,7 +16,7 @@ import uuid
 from collections import defaultdict, deque
 from dataclasses import replace
 
-from server.bus.base import (
+from messaging.bus import (
     Handler,
     Message,
     Subscription,
@@ -26,7 +26,7 @@ from server.bus.base import (
     dead_letter_topic,
     run_handler,
 )
-from server.config import BusConfig
+from messaging.config import BusConfig
 
 log = logging.getLogger(__name__)
 

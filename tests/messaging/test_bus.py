@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from server.bus.base import DLQ_ATTEMPTS, DLQ_GROUP, DLQ_REASON, Message, PoisonMessage
-from server.bus.embedded import EmbeddedBus
-from tests.server.bus.harness import unique, wait_until
+from messaging.bus import DLQ_ATTEMPTS, DLQ_GROUP, DLQ_REASON, Message, PoisonMessage
+from messaging.embedded import EmbeddedBus
+from tests.messaging.harness import unique, wait_until
 
 # RocketMQ redelivers through its revive service: a 1 s backoff shows up after ~3-5 s.
 RETRY_WAIT_S = 40
@@ -188,7 +188,7 @@ async def test_handler_slower_than_invisible_duration_is_not_redelivered(bus_fac
 async def test_empty_body_and_use_after_close_are_refused(bus_factory, bus_topic) -> None:
     import pytest
 
-    from server.bus.base import BusClosedError
+    from messaging.bus import BusClosedError
 
     bus = bus_factory()
     await bus.start()

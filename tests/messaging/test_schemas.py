@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.bus.base import PoisonMessage
-from server.bus.schemas import ConversationEvent, KnowledgeChange, ProactivePrompt
+from messaging.bus import PoisonMessage
+from messaging.schemas import ConversationEvent, KnowledgeChange, ProactivePrompt
 
 
 def test_round_trip() -> None:

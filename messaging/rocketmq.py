@@ -24,7 +24,7 @@ from rocketmq import ClientConfiguration, Credentials, FilterExpression, Produce
 from rocketmq import Message as RmqMessage
 from rocketmq.v5.exception import BadRequestException
 
-from server.bus.base import (
+from messaging.bus import (
     BusClosedError,
     Handler,
     Message,
@@ -36,7 +36,7 @@ from server.bus.base import (
     dead_letter_topic,
     run_handler,
 )
-from server.config import BusConfig
+from messaging.config import BusConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

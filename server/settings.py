@@ -3,6 +3,8 @@
 Order of precedence (highest first): environment variables ``VOICE_AGENT__SECTION__KEY``, the YAML file
 given with ``--config`` (or ``VOICE_AGENT_CONFIG``), then ``configs/default.yaml``. Each package owns the
 model of its own section; this module only composes them, so packages never import each other's config.
+It lives in ``server`` (the composition root) so that no package depends on ``configs/``, which holds
+only the YAML files.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from pydantic import BaseModel, ValidationError
 
 from agent.config import AgentConfig
 from knowledge.config import KnowledgeConfig
+from messaging.config import BusConfig
 from scheduler.config import SchedulerConfig
-from server.config import BusConfig, ServerConfig
+from server.config import ServerConfig
 from speech.config import SpeechConfig
 
-CONFIG_DIR = Path(__file__).resolve().parent
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 ENV_PREFIX = "VOICE_AGENT__"
 
