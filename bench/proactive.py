@@ -36,7 +36,8 @@ from messaging.bus import MessageBus
 from messaging.registry import create_bus
 from messaging.schemas import ProactivePrompt
 from messaging.config import BusConfig, RocketMQConfig
-from server.proactive import DeliveryLedger, ProactivePromptConsumer
+from server.proactive import ProactivePromptConsumer
+from server.storage.delivery_ledger import SqliteDeliveryLedger
 
 PHRASES = [
     "Your order has shipped.",
@@ -169,7 +170,7 @@ async def handler_latency(backend: str, endpoint: str, topic: str, n: int, workd
     """Publish -> ``speak_proactive`` called (bus + parse + ledger claim; no TTS, no audio)."""
     bus: MessageBus = create_bus(_config(backend, endpoint))
     call = RecordingCall()
-    ledger = DeliveryLedger(workdir / f"latency-{backend}.sqlite3")
+    ledger = SqliteDeliveryLedger(workdir / f"latency-{backend}.sqlite3")
     consumer = ProactivePromptConsumer(
         bus, SomeUsersOnline(call), ledger, "bench", topic, group_prefix=f"bench-lat-{time.time_ns()}"
     )
@@ -198,7 +199,7 @@ async def throughput(endpoint: str, topic: str, n: int, workdir: Path) -> float:
     users = [f"tp-user-{i}" for i in range(200)]
     call = RecordingCall()
     directory = SomeUsersOnline(call, set(users[:5]))
-    ledger = DeliveryLedger(workdir / "throughput.sqlite3")
+    ledger = SqliteDeliveryLedger(workdir / "throughput.sqlite3")
 
     # Create the group (fixes its start offset), stop it, build a backlog, then time the drain.
     first = create_bus(_config("rocketmq", endpoint))

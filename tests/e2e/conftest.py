@@ -27,8 +27,8 @@ import pytest
 import pytest_asyncio
 
 from messaging.schemas import ProactivePrompt
-from server.proactive import DeliveryLedger
 from server.settings import Settings, load_settings
+from server.storage.delivery_ledger import SqliteDeliveryLedger
 from tests.server.caller import RTCCaller, ServerProcess, free_port
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -156,8 +156,8 @@ class Deployment:
     async def publish(self, prompt: ProactivePrompt) -> None:
         await self.publish_fn(prompt)
 
-    def ledger(self) -> DeliveryLedger:
-        return DeliveryLedger(self.ledger_path)
+    def ledger(self) -> SqliteDeliveryLedger:
+        return SqliteDeliveryLedger(self.ledger_path)
 
     def caller(self, user_id: str) -> RTCCaller:
         return RTCCaller(self.call_url, user_id=user_id)

@@ -179,9 +179,9 @@ async def test_delivery_status_comes_from_the_proactive_ledger_once_published(
 ) -> None:
     from messaging.schemas import ProactivePrompt
     from scheduler.ledger_status import LedgerStatusSource
-    from server.proactive.ledger import DeliveryLedger
+    from server.storage.delivery_ledger import SqliteDeliveryLedger
 
-    ledger = DeliveryLedger(tmp_path / "ledger.sqlite3")
+    ledger = SqliteDeliveryLedger(tmp_path / "ledger.sqlite3")
     try:
         service = make_service(ledger=LedgerStatusSource(ledger))
         await service.start()

@@ -20,7 +20,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from server.tracks import PacedAudioTrack, set_audio_receive_buffer, to_mono_int16
+from server.transports.webrtc.tracks import PacedAudioTrack, set_audio_receive_buffer, to_mono_int16
 from speech.frames import AudioFrame
 from speech.resample import Resampler
 

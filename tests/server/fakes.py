@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from server.records import SqliteCallRecordStore
-from server.registry import SessionRegistry
-from server.session import CallDeps
+from server.calls.registry import SessionRegistry
+from server.calls.session import CallDeps
 from server.settings import Settings
+from server.storage.call_records import SqliteCallRecordStore
 from speech.frames import AudioFrame
 from speech.stt.base import Transcript
 
