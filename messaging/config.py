@@ -31,4 +31,3 @@ class BusConfig(BaseModel):
     dead_letter_suffix: str = "_dlq"  # dead letters of <topic> go to <topic>_dlq
     handler_concurrency: int = Field(default=16, ge=1)  # handlers running at once per subscription
     close_timeout_s: float = Field(default=10.0, ge=0)
-    proactive_ledger: str = "data/proactive_ledger.sqlite3"  # delivery ledger: SQLite path or postgresql:// DSN

@@ -63,7 +63,7 @@ class BusPromptPublisher:
         self._topic = topic
 
     async def publish_prompt(self, prompt: OutgoingPrompt) -> None:
-        body = encode_proactive_prompt(prompt)
+        body = proactive_prompt(prompt).to_bytes()
         await self._bus.publish(
             self._topic,
             body,
@@ -77,9 +77,9 @@ class BusPromptPublisher:
         )
 
 
-def encode_proactive_prompt(prompt: OutgoingPrompt) -> bytes:
-    """Serialise as ``messaging.schemas.ProactivePrompt`` (schema owned by messaging)."""
-    message = ProactivePrompt(
+def proactive_prompt(prompt: OutgoingPrompt) -> ProactivePrompt:
+    """The bus message of ``prompt`` (schema ``messaging.schemas.ProactivePrompt``)."""
+    return ProactivePrompt(
         message_id=prompt.prompt_id,
         idempotency_key=prompt.idempotency_key,
         user_id=prompt.user_id,
@@ -90,7 +90,6 @@ def encode_proactive_prompt(prompt: OutgoingPrompt) -> bytes:
         expires_at=prompt.expires_at.timestamp(),
         campaign_id=prompt.campaign_id,
     )
-    return message.to_bytes()
 
 
 # 0 = most urgent: a call-back the user asked for beats a follow-up the scheduler guessed.

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from scheduler.campaigns import DeliveryStatusSource
 from scheduler.conversation_events import subscribe_conversation_log
+from scheduler.deliveries import PromptDeliveries
 from scheduler.intent_followup import LLMIntentAnalyzer
 from scheduler.publishing import BusPromptPublisher
 from scheduler.service import SchedulerService
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def build_scheduler_service(
-    settings: Any, bus: Any, llm: Any | None = None, ledger: DeliveryStatusSource | None = None
+    settings: Any, bus: Any, deliveries: PromptDeliveries, llm: Any | None = None
 ) -> SchedulerService:
     """A SchedulerService publishing on ``bus``, analysing intents with ``llm`` (default: from settings)."""
     if llm is None:
@@ -26,19 +26,19 @@ def build_scheduler_service(
     return SchedulerService(
         settings.scheduler,
         BusPromptPublisher(bus, settings.bus.topic_proactive),
+        deliveries,
         intent_analyzer=LLMIntentAnalyzer(llm, settings.agent),
-        ledger=ledger,
     )
 
 
 async def start_embedded_scheduler(
-    settings: Any, bus: Any, llm: Any | None = None, ledger: DeliveryStatusSource | None = None
+    settings: Any, bus: Any, deliveries: PromptDeliveries, llm: Any | None = None
 ) -> SchedulerService:
     """For ``serve`` on the embedded profile: subscribe to conversation events and start the jobs.
 
     The caller starts the bus (before or after) and calls ``await service.stop()`` on shutdown.
     """
-    service = build_scheduler_service(settings, bus, llm, ledger)
+    service = build_scheduler_service(settings, bus, deliveries, llm)
     subscribe_conversation_log(
         bus, settings.bus.topic_conversation, settings.scheduler.consumer_group, service.conversation_log
     )

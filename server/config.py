@@ -31,6 +31,18 @@ class ServerConfig(BaseModel):
     admin_token: str = "change-me"  # the admin API and dashboard refuse requests without it
     call_token: str | None = None  # when set, call endpoints require it
     ice_servers: list[IceServer] = []
-    records_db: str = "data/calls.sqlite3"  # a SQLite path, or a postgresql:// DSN (several nodes)
     call: CallConfig = CallConfig()
     rag: bool = True  # start the knowledge base in `serve` and give calls retrieval; off: LLM only
+
+
+class StorageConfig(BaseModel):
+    """Where the server's stores live (section ``storage``): each a SQLite path (one machine) or a
+    ``postgresql://`` DSN (nodes on several machines share it). The timeouts apply to every database
+    connection of the server (``server.storage.engine``)."""
+
+    records: str = "data/calls.sqlite3"  # call records
+    # The prompt delivery ledger, shared by the scheduler and every node.
+    delivery_ledger: str = "data/proactive_ledger.sqlite3"
+    connect_timeout_s: float = Field(5.0, gt=0)  # PostgreSQL: give up connecting after this long
+    # PostgreSQL: statement_timeout of every statement; SQLite: how long a writer waits for a lock.
+    statement_timeout_s: float = Field(30.0, gt=0)

@@ -32,7 +32,7 @@ from server.proactive import ProactivePromptConsumer
 from server.proactive.held_prompts import HeldPromptGreeting
 from server.settings import Settings
 from server.storage.call_records import open_call_record_store
-from server.storage.delivery_ledger import open_delivery_ledger
+from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class VoiceNode:
     async def _start(self) -> None:
         s = self.settings
         # A path or a postgresql:// DSN; connecting to PostgreSQL blocks, so off the loop.
-        self.ledger = await asyncio.to_thread(open_delivery_ledger, s.bus.proactive_ledger)
+        self.ledger = await asyncio.to_thread(_open_ledger, s)
         self._cleanup.callback(self.ledger.close)
         kb = await self._start_knowledge()
         self.bus: MessageBus = create_bus(s.bus)
@@ -107,20 +107,17 @@ class VoiceNode:
         return kb
 
     async def _start_scheduler(self, llm: Any) -> Any:
-        from scheduler.ledger_status import LedgerStatusSource
-
         s = self.settings
-        status = LedgerStatusSource(self.ledger)
         if s.bus.backend == "embedded":
             from scheduler.runner import start_embedded_scheduler
 
-            service = await start_embedded_scheduler(s, self.bus, llm=llm, ledger=status)
+            service = await start_embedded_scheduler(s, self.bus, self.ledger, llm=llm)
             self._cleanup.push_async_callback(service.stop)
             return service
         from scheduler.client import SchedulerClient
         from scheduler.publishing import BusPromptPublisher
 
-        client = SchedulerClient(s.scheduler, BusPromptPublisher(self.bus, s.bus.topic_proactive), status)
+        client = SchedulerClient(s.scheduler, BusPromptPublisher(self.bus, s.bus.topic_proactive), self.ledger)
         self._cleanup.callback(client.close)
         log.info("bus backend %s: campaigns and call-backs run in `voice-agent scheduler`", s.bus.backend)
         return client
@@ -189,7 +186,6 @@ async def run_node(settings: Settings, stop_event: asyncio.Event | None = None) 
 
 async def run_scheduler_process(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """``voice-agent scheduler``: the scheduler's jobs on the configured bus, until SIGINT/SIGTERM or ``stop``."""
-    from scheduler.ledger_status import LedgerStatusSource
     from scheduler.runner import start_embedded_scheduler
 
     stop = stop or asyncio.Event()
@@ -200,9 +196,9 @@ async def run_scheduler_process(settings: Settings, stop: asyncio.Event | None =
     async with contextlib.AsyncExitStack() as cleanup:
         bus = create_bus(settings.bus)
         cleanup.push_async_callback(bus.close)
-        ledger = await asyncio.to_thread(open_delivery_ledger, settings.bus.proactive_ledger)
+        ledger = await asyncio.to_thread(_open_ledger, settings)
         cleanup.callback(ledger.close)
-        service = await start_embedded_scheduler(settings, bus, ledger=LedgerStatusSource(ledger))
+        service = await start_embedded_scheduler(settings, bus, ledger)
         cleanup.push_async_callback(service.stop)
         await bus.start()
         log.info("scheduler running; stop with Ctrl-C")
@@ -247,7 +243,13 @@ async def build_call_deps(
     llm = await asyncio.to_thread(create_llm, settings.agent.llm)
     await stt.warm_up()
     await _warm_up(tts, llm)
-    records = await asyncio.to_thread(open_call_record_store, settings.server.records_db)
+    storage = settings.storage
+    records = await asyncio.to_thread(
+        open_call_record_store,
+        storage.records,
+        connect_timeout_s=storage.connect_timeout_s,
+        statement_timeout_s=storage.statement_timeout_s,
+    )
     return CallDeps(
         speech=settings.speech,
         call=settings.server.call,
@@ -313,6 +315,15 @@ def conversation_factory(
         )
 
     return new_conversation
+
+
+def _open_ledger(settings: Settings) -> SqlDeliveryLedger:
+    storage = settings.storage
+    return open_delivery_ledger(
+        storage.delivery_ledger,
+        connect_timeout_s=storage.connect_timeout_s,
+        statement_timeout_s=storage.statement_timeout_s,
+    )
 
 
 def _shared_llm(settings: Settings) -> Any:

@@ -1,51 +1,53 @@
-"""Call records in SQLite (one node); see ``server.calls.record`` for the model."""
+"""Call records in SQLite (one node) or PostgreSQL (several nodes, one database): one implementation.
+
+One row per call; the variable parts (transcript, replies, interruptions) are one JSON document, because
+they are read whole (call page, admin dashboard) and never queried field by field (PostgreSQL: ``jsonb``).
+``storage.records`` picks the database: a path, or a ``postgresql://`` DSN. See ``server.calls.record``
+for the model.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Engine
+
 from server.calls.record import CallRecord, CallRecordStore, call_summary
+from server.storage.engine import create_engine, insert
+from server.storage.migrations import Migration, copy_legacy_rows, create_tables, migrate
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    call_id TEXT PRIMARY KEY,
-    user_id TEXT,
-    node_id TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    end_reason TEXT,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at DESC);
-CREATE INDEX IF NOT EXISTS calls_user ON calls (user_id, started_at DESC);
-"""
+metadata = sa.MetaData()
+call_records = sa.Table(
+    "call_records",
+    metadata,
+    sa.Column("call_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(200)),
+    sa.Column("node_id", sa.String(200), nullable=False),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("ended_at", sa.Double),
+    sa.Column("end_reason", sa.String(64)),
+    sa.Column("body", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+)
+sa.Index("call_records_started", call_records.c.started_at.desc())
+sa.Index("call_records_user", call_records.c.user_id, call_records.c.started_at.desc())
+_COLUMNS = ("call_id", "user_id", "node_id", "started_at", "ended_at", "end_reason", "body")
+MIGRATIONS = (
+    Migration(1, "call_records table", create_tables(call_records)),
+    # Round 1 kept SQLite records in a table named ``calls`` (PostgreSQL already used ``call_records``).
+    Migration(2, "copy round-1 SQLite table calls", copy_legacy_rows("calls", call_records, _COLUMNS)),
+)
 
 
-def open_call_record_store(target: str | Path) -> CallRecordStore:
-    """A PostgreSQL store for a ``postgresql://`` DSN, else a SQLite file at that path."""
-    if str(target).startswith(("postgresql://", "postgres://")):
-        from server.storage.call_records_postgres import PostgresCallRecordStore
+class SqlCallRecordStore:
+    """``CallRecordStore`` on a SQLAlchemy engine; blocking work runs in worker threads."""
 
-        return PostgresCallRecordStore(str(target))
-    return SqliteCallRecordStore(target)
-
-
-
-class SqliteCallRecordStore:
-    """SQLite file of call records; blocking work runs in a thread so the event loop keeps serving audio."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._db.executescript(_SCHEMA)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        migrate(engine, "call_records", MIGRATIONS)
 
     async def save(self, record: CallRecord) -> None:
         await asyncio.to_thread(self._save, record)
@@ -55,43 +57,57 @@ class SqliteCallRecordStore:
 
     async def recent(self, limit: int = 50, user_id: str | None = None) -> list[dict[str, Any]]:
         """Newest first; summaries without the transcript body."""
-        return await asyncio.to_thread(self._list, limit, user_id)
+        return await asyncio.to_thread(self._recent, limit, user_id)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.engine.dispose()
 
     def _save(self, record: CallRecord) -> None:
-        body = json.dumps(record.to_dict())
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO calls (call_id, user_id, node_id, started_at, ended_at, end_reason, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.call_id,
-                    record.user_id,
-                    record.node_id,
-                    record.started_at,
-                    record.ended_at,
-                    record.end_reason,
-                    body,
-                ),
+        values = dict(zip(_COLUMNS, (*_row_key(record), record.to_dict()), strict=True))
+        with self.engine.begin() as conn:
+            statement = insert(conn, call_records).values(**values)
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["call_id"], set_={c: statement.excluded[c] for c in _COLUMNS[1:]}
+                )
             )
 
     def _get(self, call_id: str) -> CallRecord | None:
-        with self._lock:
-            row = self._db.execute("SELECT body FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-        return CallRecord.from_dict(json.loads(row[0])) if row else None
+        with self.engine.begin() as conn:
+            body = conn.execute(
+                sa.select(call_records.c.body).where(call_records.c.call_id == call_id)
+            ).scalar()
+        return CallRecord.from_dict(body) if body is not None else None
 
-    def _list(self, limit: int, user_id: str | None) -> list[dict[str, Any]]:
-        query = "SELECT call_id, user_id, node_id, started_at, ended_at, end_reason, body FROM calls"
-        args: tuple[Any, ...] = ()
+    def _recent(self, limit: int, user_id: str | None) -> list[dict[str, Any]]:
+        query = sa.select(*(call_records.c[c] for c in _COLUMNS)).order_by(call_records.c.started_at.desc())
         if user_id is not None:
-            query += " WHERE user_id = ?"
-            args = (user_id,)
-        query += " ORDER BY started_at DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(query, (*args, limit)).fetchall()
-        return [call_summary(*row[:6], json.loads(row[6])) for row in rows]
+            query = query.where(call_records.c.user_id == user_id)
+        with self.engine.begin() as conn:
+            rows = conn.execute(query.limit(limit)).all()
+        return [call_summary(*row) for row in rows]
 
 
+def _row_key(record: CallRecord) -> tuple[Any, ...]:
+    return (
+        record.call_id,
+        record.user_id,
+        record.node_id,
+        record.started_at,
+        record.ended_at,
+        record.end_reason,
+    )
+
+
+def open_call_record_store(
+    target: str | Path, *, connect_timeout_s: float = 5.0, statement_timeout_s: float = 30.0
+) -> CallRecordStore:
+    """The store for ``storage.records``: a SQLite path or a ``postgresql://`` DSN (blocking: connects and
+    migrates; call it from a worker thread)."""
+    engine = create_engine(
+        target,
+        connect_timeout_s=connect_timeout_s,
+        statement_timeout_s=statement_timeout_s,
+        application_name="voice-agent-call-records",
+    )
+    return SqlCallRecordStore(engine)

@@ -1,206 +1,259 @@
-"""`DeliveryLedger`: what happened to each proactive prompt, shared by every node.
+"""The delivery ledger: one row per proactive prompt (its idempotency key), from the scheduler's first
+plan to the node that spoke it, in SQLite (processes on one machine) or PostgreSQL (several machines).
 
-One row per idempotency key in ``proactive_deliveries`` (its current status) and an append-only history in
-``proactive_delivery_events``. Statuses: ``claimed`` (a node is speaking it), ``delivered``, ``pending``
-(held for the user's next call), ``expired``, ``failed`` (only in history: a speak attempt that did not
-play; the prompt goes back to ``pending``), ``duplicate`` (only in history). The claim is one
-``INSERT ... ON CONFLICT DO NOTHING`` or a conditional ``UPDATE``, so across nodes sharing the database
-exactly one wins. Stores: a SQLite file here (nodes sharing one filesystem), PostgreSQL in
-``server/proactive/ledger_postgres.py`` (nodes on several machines); ``bus.proactive_ledger`` picks one
-through ``open_delivery_ledger``: a path, or a ``postgresql://`` DSN.
+The scheduler writes ``scheduled``, ``deferred``, ``dropped``, ``failed`` (the bus refused it) and
+``published``; from then on the nodes write ``claimed``, ``pending`` (held for the user's next call),
+``delivered`` and ``expired``, and the history table keeps what each node did (``failed`` and
+``duplicate`` appear only there). A status write never moves a row backwards: the scheduler only changes
+rows still in its own states, a node only takes over published, pending, stale-claimed or scheduler rows.
+The claim is one ``INSERT ... ON CONFLICT DO NOTHING`` or one conditional ``UPDATE`` inside a transaction
+(SQLite ``BEGIN IMMEDIATE``; PostgreSQL row locks: a concurrent ``UPDATE`` waits and re-checks its
+condition on the committed row), so of N racing claims exactly one wins. ``storage.delivery_ledger`` picks
+the database: a path, or a ``postgresql://`` DSN. Implements ``server.proactive.ledger.DeliveryLedger``
+(nodes, admin API) and ``scheduler.deliveries.PromptDeliveries`` (the scheduler).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from messaging.schemas import ProactivePrompt
-from server.proactive.ledger import DeliveryEvent, DeliveryLedger, DeliveryRecord
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
-log = logging.getLogger(__name__)
+from messaging.schemas import ProactivePrompt
+from scheduler.deliveries import SCHEDULER_STATES
+from server.proactive.ledger import DeliveryEvent, DeliveryRecord
+from server.storage.engine import create_engine, insert
+from server.storage.migrations import Migration, copy_legacy_rows, create_tables, migrate
+
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS proactive_deliveries (
-    idempotency_key TEXT PRIMARY KEY,
-    message_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    tenant TEXT NOT NULL,
-    campaign_id TEXT,
-    status TEXT NOT NULL,
-    node_id TEXT,
-    prompt TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    expires_at DOUBLE PRECISION,
-    created_at DOUBLE PRECISION NOT NULL,
-    updated_at DOUBLE PRECISION NOT NULL,
-    delivered_at DOUBLE PRECISION,
-    detail TEXT
-);
-CREATE INDEX IF NOT EXISTS proactive_deliveries_user ON proactive_deliveries (user_id, status);
-CREATE TABLE IF NOT EXISTS proactive_delivery_events (
-    idempotency_key TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    node_id TEXT,
-    at DOUBLE PRECISION NOT NULL,
-    detail TEXT
-);
-CREATE INDEX IF NOT EXISTS proactive_delivery_events_key ON proactive_delivery_events (idempotency_key);
-"""
+HOLDABLE = (*SCHEDULER_STATES, "published")  # a node may hold these for the user's next call
 
-_COLUMNS = (
-    "idempotency_key, message_id, user_id, tenant, campaign_id, status, node_id, prompt, priority, "
-    "expires_at, created_at, updated_at, delivered_at, detail"
+metadata = sa.MetaData()
+deliveries = sa.Table(
+    "prompt_deliveries",
+    metadata,
+    sa.Column("idempotency_key", sa.String(300), primary_key=True),
+    sa.Column("message_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("campaign_id", sa.String(64)),
+    sa.Column("source", sa.String(16)),  # campaign | intent | callback | admin; NULL: published elsewhere
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("node_id", sa.String(200)),
+    sa.Column("prompt", sa.Text, nullable=False),  # the ProactivePrompt as JSON
+    sa.Column("waiting", sa.JSON(none_as_null=True)),  # scheduler: what to publish later, while it waits
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("run_at", sa.Double),  # scheduler: when it is (or was) due to be published
+    sa.Column("expires_at", sa.Double),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("delivered_at", sa.Double),
+    sa.Column("detail", sa.String(500)),
+)
+sa.Index("prompt_deliveries_user", deliveries.c.user_id, deliveries.c.status)
+sa.Index("prompt_deliveries_campaign", deliveries.c.campaign_id)
+sa.Index("prompt_deliveries_updated", deliveries.c.updated_at.desc())
+delivery_events = sa.Table(
+    "prompt_delivery_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # orders events of one instant
+    sa.Column("idempotency_key", sa.String(300), nullable=False, index=True),
+    sa.Column("message_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("node_id", sa.String(200)),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("detail", sa.String(500)),
+)
+_LEGACY_COLUMNS = [
+    "idempotency_key",
+    "message_id",
+    "user_id",
+    "tenant",
+    "campaign_id",
+    "status",
+    "node_id",
+    "prompt",
+    "priority",
+    "expires_at",
+    "created_at",
+    "updated_at",
+    "delivered_at",
+    "detail",
+]
+MIGRATIONS = (
+    Migration(1, "prompt_deliveries and prompt_delivery_events", create_tables(deliveries, delivery_events)),
+    # Round 1 kept the nodes' side in proactive_deliveries (the scheduler's side in its own database).
+    Migration(
+        2,
+        "copy round-1 proactive_deliveries",
+        copy_legacy_rows("proactive_deliveries", deliveries, _LEGACY_COLUMNS),
+    ),
+    Migration(
+        3,
+        "copy round-1 proactive_delivery_events",
+        copy_legacy_rows(
+            "proactive_delivery_events",
+            delivery_events,
+            ["idempotency_key", "message_id", "status", "node_id", "at", "detail"],
+        ),
+    ),
+)
+_RECORD = (
+    deliveries.c.idempotency_key,
+    deliveries.c.message_id,
+    deliveries.c.user_id,
+    deliveries.c.status,
+    deliveries.c.node_id,
+    deliveries.c.updated_at,
+    deliveries.c.delivered_at,
+    deliveries.c.detail,
 )
 
 
-def open_delivery_ledger(target: str | Path, claim_timeout_s: float = 300.0) -> DeliveryLedger:
-    """A PostgreSQL ledger for a ``postgresql://`` DSN, else a SQLite file at that path."""
-    if str(target).startswith(("postgresql://", "postgres://")):
-        from server.storage.delivery_ledger_postgres import PostgresDeliveryLedger
+class SqlDeliveryLedger:
+    """Methods are coroutines; the SQL runs in a worker thread, one transaction per call.
 
-        return PostgresDeliveryLedger(str(target), claim_timeout_s=claim_timeout_s)
-    return SqliteDeliveryLedger(target, claim_timeout_s=claim_timeout_s)
-
-
-class SqliteDeliveryLedger:
-    """SQLite-backed ledger (WAL, busy timeout) usable by several processes on one file.
-
-    Methods are coroutines; the SQL runs in a worker thread so a locked database never stalls the loop.
     ``claim_timeout_s``: a ``claimed`` row older than this is considered abandoned (its node died while
-    speaking) and may be claimed again.
-    """
+    speaking) and may be claimed again."""
 
     def __init__(
-        self, path: str | Path, claim_timeout_s: float = 300.0, clock: Callable[[], float] = time.time
-    ):
-        self.path = str(path)
+        self, engine: Engine, claim_timeout_s: float = 300.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.engine = engine
         self.claim_timeout_s = claim_timeout_s
         self.clock = clock
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
+        migrate(engine, "delivery_ledger", MIGRATIONS)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.engine.dispose()
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool = False) -> T:
-        """Run ``fn`` in a worker thread; ``write`` wraps it in one IMMEDIATE transaction (the claim's
-        atomicity across processes rests on it)."""
+    async def _run(self, fn: Callable[[sa.Connection], T]) -> T:
+        def in_transaction() -> T:
+            with self.engine.begin() as conn:
+                return fn(conn)
 
-        def locked() -> T:
-            with self._lock:
-                if not write:
-                    return fn(self._db)
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(self._db)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-                return result
+        return await asyncio.to_thread(in_transaction)
 
-        return await asyncio.to_thread(locked)
+    # --- statements (inside a transaction) -------------------------------------------------------
+    def _row(
+        self, prompt: ProactivePrompt, status: str, node_id: str | None, detail: str | None
+    ) -> dict[str, Any]:
+        return {
+            "idempotency_key": prompt.idempotency_key,
+            "message_id": prompt.message_id,
+            "user_id": prompt.user_id,
+            "tenant": prompt.tenant,
+            "campaign_id": prompt.campaign_id,
+            "status": status,
+            "node_id": node_id,
+            "prompt": prompt.model_dump_json(),
+            "priority": prompt.priority,
+            "expires_at": prompt.expires_at,
+            "created_at": prompt.created_at,
+            "updated_at": self.clock(),
+            "detail": _clip(detail),
+        }
 
-    # --- writes ----------------------------------------------------------------------------------
-    def _insert(
-        self, db: sqlite3.Connection, prompt: ProactivePrompt, status: str, node_id: str, detail: str | None
-    ) -> bool:
-        now = self.clock()
-        cur = db.execute(
-            f"INSERT INTO proactive_deliveries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (idempotency_key) DO NOTHING",
-            (
-                prompt.idempotency_key,
-                prompt.message_id,
-                prompt.user_id,
-                prompt.tenant,
-                prompt.campaign_id,
-                status,
-                node_id,
-                prompt.model_dump_json(),
-                prompt.priority,
-                prompt.expires_at,
-                prompt.created_at,
-                now,
-                None,
-                detail,
-            ),
+    def _insert(self, conn: sa.Connection, row: dict[str, Any]) -> bool:
+        """True when the row was inserted, False when the key was there already. (RETURNING, because a
+        driver's rowcount of an INSERT is not reliable: psycopg 3 under SQLAlchemy reports -1.)"""
+        statement = (
+            insert(conn, deliveries)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(deliveries.c.idempotency_key)
         )
-        return cur.rowcount == 1
+        return conn.execute(statement).first() is not None
+
+    def _update(self, conn: sa.Connection, key: str, where: Any, **values: Any) -> int:
+        statement = deliveries.update().where(deliveries.c.idempotency_key == key, where).values(**values)
+        return int(conn.execute(statement).rowcount)
 
     def _event(
         self,
-        db: sqlite3.Connection,
+        conn: sa.Connection,
         key: str,
         message_id: str,
         status: str,
         node_id: str | None,
         detail: str | None = None,
     ) -> None:
-        db.execute(
-            "INSERT INTO proactive_delivery_events (idempotency_key, message_id, status, node_id, at, detail) "
-            "VALUES (?,?,?,?,?,?)",
-            (key, message_id, status, node_id, self.clock(), detail),
+        conn.execute(
+            delivery_events.insert().values(
+                idempotency_key=key,
+                message_id=message_id,
+                status=status,
+                node_id=node_id,
+                at=self.clock(),
+                detail=_clip(detail),
+            )
         )
 
+    def _status(self, conn: sa.Connection, key: str) -> str | None:
+        return conn.execute(
+            sa.select(deliveries.c.status).where(deliveries.c.idempotency_key == key)
+        ).scalar()
+
+    # --- nodes -----------------------------------------------------------------------------------
     async def claim(self, prompt: ProactivePrompt, node_id: str) -> str | None:
         """Try to become the one node that speaks ``prompt``. Returns None when claimed, else the status
         that stopped it (``delivered``, ``claimed``, ``expired``...); a duplicate event is then recorded."""
+        key, message_id = prompt.idempotency_key, prompt.message_id
 
-        def tx(db: sqlite3.Connection) -> str | None:
+        def tx(conn: sa.Connection) -> str | None:
             now = self.clock()
-            if self._insert(db, prompt, "claimed", node_id, None):
-                self._event(db, prompt.idempotency_key, prompt.message_id, "claimed", node_id)
+            taken = self._insert(conn, self._row(prompt, "claimed", node_id, None))
+            if not taken:
+                # Published or held for this user, or abandoned by a node that died mid-speech: take it over.
+                stale = sa.and_(
+                    deliveries.c.status == "claimed", deliveries.c.updated_at < now - self.claim_timeout_s
+                )
+                claimable = sa.or_(deliveries.c.status.in_((*HOLDABLE, "pending")), stale)
+                taken = (
+                    self._update(
+                        conn,
+                        key,
+                        claimable,
+                        status="claimed",
+                        node_id=node_id,
+                        updated_at=now,
+                        detail=None,
+                        prompt=prompt.model_dump_json(),
+                    )
+                    == 1
+                )
+            if taken:
+                self._event(conn, key, message_id, "claimed", node_id)
                 return None
-            # Held for this user, or abandoned by a node that died mid-speech: take it over.
-            cur = db.execute(
-                "UPDATE proactive_deliveries SET status = 'claimed', node_id = ?, updated_at = ?, detail = NULL "
-                "WHERE idempotency_key = ? AND (status = 'pending' OR (status = 'claimed' AND updated_at < ?))",
-                (node_id, now, prompt.idempotency_key, now - self.claim_timeout_s),
-            )
-            if cur.rowcount == 1:
-                self._event(db, prompt.idempotency_key, prompt.message_id, "claimed", node_id)
-                return None
-            row = db.execute(
-                "SELECT status FROM proactive_deliveries WHERE idempotency_key = ?", (prompt.idempotency_key,)
-            ).fetchone()
-            status = str(row[0]) if row else "unknown"
-            self._event(
-                db, prompt.idempotency_key, prompt.message_id, "duplicate", node_id, f"already {status}"
-            )
+            status = self._status(conn, key) or "unknown"
+            self._event(conn, key, message_id, "duplicate", node_id, f"already {status}")
             return status
 
-        return await self._run(tx, write=True)
+        return await self._run(tx)
 
     async def _set_status(
         self, prompt: ProactivePrompt, node_id: str, status: str, event: str, detail: str | None
     ) -> None:
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(conn: sa.Connection) -> None:
             now = self.clock()
-            db.execute(
-                "UPDATE proactive_deliveries SET status = ?, node_id = ?, updated_at = ?, detail = ?, "
-                "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END "
-                "WHERE idempotency_key = ?",
-                (status, node_id, now, detail, status, now, prompt.idempotency_key),
-            )
-            self._event(db, prompt.idempotency_key, prompt.message_id, event, node_id, detail)
+            values: dict[str, Any] = {
+                "status": status,
+                "node_id": node_id,
+                "updated_at": now,
+                "detail": _clip(detail),
+            }
+            if status == "delivered":
+                values["delivered_at"] = now
+            self._update(conn, prompt.idempotency_key, sa.true(), **values)
+            self._event(conn, prompt.idempotency_key, prompt.message_id, event, node_id, detail)
 
-        await self._run(tx, write=True)
+        await self._run(tx)
 
     async def mark_delivered(self, prompt: ProactivePrompt, node_id: str) -> None:
         await self._set_status(prompt, node_id, "delivered", "delivered", None)
@@ -210,79 +263,104 @@ class SqliteDeliveryLedger:
         await self._set_status(prompt, node_id, "pending", "failed", detail)
 
     async def hold_pending(self, prompt: ProactivePrompt, node_id: str) -> bool:
-        """Hold ``prompt`` for the user's next call. Exactly one row per idempotency key: returns False if
-        the key is already known (pending, claimed or done)."""
+        """Hold ``prompt`` for the user's next call. One row per idempotency key: returns False if a node
+        already holds, speaks or finished it."""
 
-        def tx(db: sqlite3.Connection) -> bool:
-            stored = self._insert(db, prompt, "pending", node_id, "user offline")
-            if stored:
-                self._event(db, prompt.idempotency_key, prompt.message_id, "pending", node_id, "user offline")
-            return stored
+        def tx(conn: sa.Connection) -> bool:
+            detail = "user offline"
+            held = (
+                self._insert(conn, self._row(prompt, "pending", node_id, detail))
+                or self._update(
+                    conn,
+                    prompt.idempotency_key,
+                    deliveries.c.status.in_(HOLDABLE),
+                    status="pending",
+                    node_id=node_id,
+                    updated_at=self.clock(),
+                    detail=detail,
+                    prompt=prompt.model_dump_json(),
+                )
+                == 1
+            )
+            if held:
+                self._event(conn, prompt.idempotency_key, prompt.message_id, "pending", node_id, detail)
+            return held
 
-        return await self._run(tx, write=True)
+        return await self._run(tx)
 
     async def mark_expired(self, prompt: ProactivePrompt, node_id: str) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            if not self._insert(db, prompt, "expired", node_id, "expired before delivery"):
-                db.execute(
-                    "UPDATE proactive_deliveries SET status = 'expired', node_id = ?, updated_at = ? "
-                    "WHERE idempotency_key = ? AND status = 'pending'",
-                    (node_id, self.clock(), prompt.idempotency_key),
-                )
-            self._event(
-                db, prompt.idempotency_key, prompt.message_id, "expired", node_id, "expired before delivery"
-            )
+        detail = "expired before delivery"
 
-        await self._run(tx, write=True)
+        def tx(conn: sa.Connection) -> None:
+            if not self._insert(conn, self._row(prompt, "expired", node_id, detail)):
+                self._update(
+                    conn,
+                    prompt.idempotency_key,
+                    deliveries.c.status.in_((*HOLDABLE, "pending")),
+                    status="expired",
+                    node_id=node_id,
+                    updated_at=self.clock(),
+                )
+            self._event(conn, prompt.idempotency_key, prompt.message_id, "expired", node_id, detail)
+
+        await self._run(tx)
 
     async def pop_pending(self, user_id: str, node_id: str) -> list[ProactivePrompt]:
         """Take the prompts held for ``user_id`` (most urgent, then oldest, first) for the greeting of the
-        call that just started on ``node_id``; each is returned once. Expired ones are recorded, not returned."""
+        call that just started on ``node_id``; each is returned once, also when two nodes pop at once (the
+        second waits for the first's locks and then finds the rows no longer pending). Expired ones are
+        recorded, not returned."""
 
-        def tx(db: sqlite3.Connection) -> list[ProactivePrompt]:
+        def tx(conn: sa.Connection) -> list[ProactivePrompt]:
             now = self.clock()
-            expired = db.execute(
-                "UPDATE proactive_deliveries SET status = 'expired', node_id = ?, updated_at = ?, "
-                "detail = 'expired while held' WHERE user_id = ? AND status = 'pending' "
-                "AND expires_at IS NOT NULL AND expires_at <= ? RETURNING idempotency_key, message_id",
-                (node_id, now, user_id, now),
-            ).fetchall()
+            held = sa.and_(deliveries.c.user_id == user_id, deliveries.c.status == "pending")
+            expired = conn.execute(
+                deliveries.update()
+                .where(held, deliveries.c.expires_at.is_not(None), deliveries.c.expires_at <= now)
+                .values(status="expired", node_id=node_id, updated_at=now, detail="expired while held")
+                .returning(deliveries.c.idempotency_key, deliveries.c.message_id)
+            ).all()
             for key, message_id in expired:
-                self._event(db, key, message_id, "expired", node_id, "expired while held")
-            rows = db.execute(
-                "UPDATE proactive_deliveries SET status = 'delivered', node_id = ?, updated_at = ?, "
-                "delivered_at = ?, detail = 'handed to call greeting' WHERE user_id = ? AND status = 'pending' "
-                "RETURNING prompt",
-                (node_id, now, now, user_id),
-            ).fetchall()
+                self._event(conn, key, message_id, "expired", node_id, "expired while held")
+            rows = conn.execute(
+                deliveries.update()
+                .where(held)
+                .values(
+                    status="delivered",
+                    node_id=node_id,
+                    updated_at=now,
+                    delivered_at=now,
+                    detail="handed to call greeting",
+                )
+                .returning(deliveries.c.prompt)
+            ).all()
             prompts = [ProactivePrompt.model_validate_json(r[0]) for r in rows]
             for p in prompts:
                 self._event(
-                    db, p.idempotency_key, p.message_id, "delivered", node_id, "handed to call greeting"
+                    conn, p.idempotency_key, p.message_id, "delivered", node_id, "handed to call greeting"
                 )
             return sorted(prompts, key=lambda p: (p.priority, p.created_at))
 
-        return await self._run(tx, write=True)
+        return await self._run(tx)
 
     # --- reads -----------------------------------------------------------------------------------
     async def get(self, idempotency_key: str) -> DeliveryRecord | None:
-        def q(db: sqlite3.Connection) -> DeliveryRecord | None:
-            row = db.execute(
-                "SELECT idempotency_key, message_id, user_id, status, node_id, updated_at, delivered_at, detail "
-                "FROM proactive_deliveries WHERE idempotency_key = ?",
-                (idempotency_key,),
-            ).fetchone()
+        def q(conn: sa.Connection) -> DeliveryRecord | None:
+            row = conn.execute(
+                sa.select(*_RECORD).where(deliveries.c.idempotency_key == idempotency_key)
+            ).first()
             return DeliveryRecord(*row) if row else None
 
         return await self._run(q)
 
     async def events(self, idempotency_key: str) -> list[DeliveryEvent]:
-        def q(db: sqlite3.Connection) -> list[DeliveryEvent]:
-            rows: list[Any] = db.execute(
-                "SELECT idempotency_key, message_id, status, node_id, at, detail FROM proactive_delivery_events "
-                "WHERE idempotency_key = ? ORDER BY at",
-                (idempotency_key,),
-            ).fetchall()
+        def q(conn: sa.Connection) -> list[DeliveryEvent]:
+            e = delivery_events.c
+            rows = conn.execute(
+                sa.select(e.idempotency_key, e.message_id, e.status, e.node_id, e.at, e.detail)
+                .where(e.idempotency_key == idempotency_key)
+                .order_by(e.at, e.id)
+            ).all()
             return [DeliveryEvent(*r) for r in rows]
 
         return await self._run(q)
@@ -290,12 +368,139 @@ class SqliteDeliveryLedger:
     async def list_recent(self, limit: int = 100) -> list[DeliveryRecord]:
         """Latest deliveries, newest first (for the admin dashboard)."""
 
-        def q(db: sqlite3.Connection) -> list[DeliveryRecord]:
-            rows: list[Any] = db.execute(
-                "SELECT idempotency_key, message_id, user_id, status, node_id, updated_at, delivered_at, detail "
-                "FROM proactive_deliveries ORDER BY updated_at DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+        def q(conn: sa.Connection) -> list[DeliveryRecord]:
+            rows = conn.execute(
+                sa.select(*_RECORD).order_by(deliveries.c.updated_at.desc()).limit(limit)
+            ).all()
             return [DeliveryRecord(*r) for r in rows]
 
         return await self._run(q)
+
+    # --- the scheduler ---------------------------------------------------------------------------
+    async def note(
+        self,
+        prompt: ProactivePrompt,
+        source: str,
+        status: str,
+        run_at: float,
+        detail: str | None,
+        waiting: dict[str, Any] | None = None,
+        *,
+        if_new: bool = False,
+    ) -> bool:
+        """Record a scheduler state (``scheduled``, ``deferred``, ``dropped``, ``failed``) of ``prompt``;
+        ``waiting`` is what to publish later. A row a node already acts on is never changed; ``if_new``:
+        only when the key is not known yet. True when written."""
+        if status not in SCHEDULER_STATES:
+            raise ValueError(f"the scheduler cannot record {status!r}; use one of {SCHEDULER_STATES}")
+
+        return await self._scheduler_write(prompt, status, source, run_at, detail, waiting, if_new)
+
+    async def begin_publish(self, prompt: ProactivePrompt, source: str, run_at: float) -> bool:
+        """Mark ``prompt`` ``published`` just before it goes on the bus; False when it already was (or a
+        node already acts on it): the caller must not publish it again."""
+        return await self._scheduler_write(prompt, "published", source, run_at, None, None, False)
+
+    async def _scheduler_write(
+        self,
+        prompt: ProactivePrompt,
+        status: str,
+        source: str,
+        run_at: float,
+        detail: str | None,
+        waiting: dict[str, Any] | None,
+        if_new: bool,
+    ) -> bool:
+        """Insert the row, or move it to ``status`` while it is still in a scheduler state."""
+
+        def tx(conn: sa.Connection) -> bool:
+            row = {**self._row(prompt, status, None, detail), "source": source, "run_at": run_at}
+            row["waiting"] = waiting
+            if self._insert(conn, row):
+                return True
+            if if_new:
+                return False
+            own = deliveries.c.status.in_(SCHEDULER_STATES)
+            return self._update(conn, prompt.idempotency_key, own, **_without_key(row)) == 1
+
+        return await self._run(tx)
+
+    async def publish_failed(self, prompt: ProactivePrompt, detail: str) -> None:
+        """The bus refused ``prompt`` after ``begin_publish``: back to the scheduler (``failed``)."""
+
+        def tx(conn: sa.Connection) -> None:
+            self._update(
+                conn,
+                prompt.idempotency_key,
+                deliveries.c.status == "published",
+                status="failed",
+                updated_at=self.clock(),
+                detail=_clip(detail),
+            )
+
+        await self._run(tx)
+
+    async def status_of(self, idempotency_key: str) -> str | None:
+        return await self._run(lambda conn: self._status(conn, idempotency_key))
+
+    async def waiting_prompts(self) -> list[tuple[dict[str, Any], float]]:
+        """``(waiting, run_at)`` of every prompt the scheduler still has to publish."""
+
+        def q(conn: sa.Connection) -> list[tuple[dict[str, Any], float]]:
+            rows = conn.execute(
+                sa.select(deliveries.c.waiting, deliveries.c.run_at).where(
+                    deliveries.c.waiting.is_not(None), deliveries.c.status.in_(("scheduled", "deferred"))
+                )
+            ).all()
+            return [(r.waiting, float(r.run_at)) for r in rows]
+
+        return await self._run(q)
+
+    async def campaign_deliveries(self, campaign_id: str) -> list[dict[str, Any]]:
+        """Every prompt of a campaign, by run time then user: key, user, status, detail, times."""
+        columns: Sequence[Any] = (
+            deliveries.c.idempotency_key,
+            deliveries.c.message_id,
+            deliveries.c.user_id,
+            deliveries.c.status,
+            deliveries.c.detail,
+            deliveries.c.run_at,
+            deliveries.c.updated_at,
+        )
+
+        def q(conn: sa.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                sa.select(*columns)
+                .where(deliveries.c.campaign_id == campaign_id)
+                .order_by(deliveries.c.run_at, deliveries.c.user_id)
+            ).all()
+            return [dict(r._mapping) for r in rows]
+
+        return await self._run(q)
+
+
+def _without_key(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "idempotency_key"}
+
+
+def _clip(detail: str | None) -> str | None:
+    return detail[:500] if detail else None
+
+
+def open_delivery_ledger(
+    target: str | Path,
+    *,
+    claim_timeout_s: float = 300.0,
+    connect_timeout_s: float = 5.0,
+    statement_timeout_s: float = 30.0,
+    clock: Callable[[], float] = time.time,
+) -> SqlDeliveryLedger:
+    """The ledger for ``storage.delivery_ledger``: a SQLite path or a ``postgresql://`` DSN (blocking:
+    connects and migrates; call it from a worker thread)."""
+    engine = create_engine(
+        target,
+        connect_timeout_s=connect_timeout_s,
+        statement_timeout_s=statement_timeout_s,
+        application_name="voice-agent-delivery-ledger",
+    )
+    return SqlDeliveryLedger(engine, claim_timeout_s=claim_timeout_s, clock=clock)

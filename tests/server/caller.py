@@ -277,7 +277,7 @@ class ServerProcess:
             **os.environ,
             "VOICE_AGENT__SERVER__PORT": str(self.port),
             "VOICE_AGENT__SERVER__HOST": "127.0.0.1",
-            "VOICE_AGENT__SERVER__RECORDS_DB": str(self.workdir / "calls.sqlite3"),
+            "VOICE_AGENT__STORAGE__RECORDS": str(self.workdir / "calls.sqlite3"),
             "VOICE_AGENT__SERVER__RAG": "false",
             "VOICE_AGENT__AGENT__MEMORY_PATH": str(self.workdir / "memory.sqlite3"),
             **self.env,

@@ -71,3 +71,27 @@ def test_ingest_then_search_from_the_command_line(tmp_path) -> None:  # type: ig
     found = _cli("--log-level", "WARNING", "search", "where can I park my car", "-k", "1", env=env)
     assert found.returncode == 0, found.stderr
     assert "blue garage" in found.stdout
+
+
+@pytest.mark.integration
+def test_doctor_reaches_each_configured_database_as_the_stores_do(postgres_dsn: str) -> None:
+    """PostgreSQL is checked through SQLAlchemy (the stores' one way in); a closed port fails fast."""
+    settings = load_settings(
+        environ={
+            "VOICE_AGENT__STORAGE__RECORDS": postgres_dsn,
+            "VOICE_AGENT__STORAGE__DELIVERY_LEDGER": "postgresql://voice@127.0.0.1:9/voice",
+            "VOICE_AGENT__KNOWLEDGE__STORE": "postgres",
+            "VOICE_AGENT__KNOWLEDGE__POSTGRES_DSN": postgres_dsn,
+        }
+    )
+    results = {r.name: r for r in run_checks(settings)}
+    assert results["storage: call records"].ok and "connected" in results["storage: call records"].detail
+    assert results["knowledge: postgres"].ok
+    ledger = results["storage: delivery ledger"]
+    assert not ledger.ok and "cannot connect" in ledger.detail and "127.0.0.1" in ledger.detail
+
+
+def test_a_moved_config_key_stops_start_up_with_its_new_name() -> None:
+    out = _cli("doctor", env={"VOICE_AGENT__BUS__PROACTIVE_LEDGER": "/tmp/ledger.sqlite3"})
+    assert out.returncode == 2
+    assert "bus.proactive_ledger moved to storage.delivery_ledger" in out.stderr

@@ -8,6 +8,7 @@ campaign cannot make the requested transition.
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -109,9 +110,11 @@ class AdminHandlers:
         view["next_run_at"] = next_run.isoformat() if next_run else None
         return view
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` (awaited when it is a coroutine function), scheduler errors as HTTP errors."""
         try:
-            return fn(*args)
+            result = fn(*args)
+            return await result if inspect.isawaitable(result) else result
         except CampaignNotFound as exc:
             raise _error(web.HTTPNotFound, str(exc)) from exc
         except CampaignStateError as exc:
@@ -126,18 +129,18 @@ class AdminHandlers:
 
     async def create_campaign(self, request: web.Request) -> web.Response:
         spec = _parse(CampaignSpec, await _json_body(request))
-        campaign = self._call(self.deps.campaigns.create_campaign, spec)
+        campaign = await self._call(self.deps.campaigns.create_campaign, spec)
         log.info("campaign created from admin API", extra={"campaign_id": campaign.id})
         return web.json_response(self._campaign_view(campaign), status=201)
 
     async def get_campaign(self, request: web.Request) -> web.Response:
-        campaign = self._call(self.deps.campaigns.get_campaign, request.match_info["campaign_id"])
+        campaign = await self._call(self.deps.campaigns.get_campaign, request.match_info["campaign_id"])
         return web.json_response(self._campaign_view(campaign))
 
     def _action(self, name: str) -> Handler:
         async def handler(request: web.Request) -> web.Response:
             fn = getattr(self.deps.campaigns, f"{name}_campaign")
-            campaign = self._call(fn, request.match_info["campaign_id"])
+            campaign = await self._call(fn, request.match_info["campaign_id"])
             return web.json_response(self._campaign_view(campaign))
 
         return handler

@@ -14,7 +14,7 @@ from server.storage.call_records import open_call_record_store
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def record_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CallRecordStore]:
-    """Both stores, opened the way the server opens them (``server.records_db``: a path or a DSN)."""
+    """Both stores, opened the way the server opens them (``storage.records``: a path or a DSN)."""
     target = str(tmp_path / "calls.sqlite3")
     if request.param == "postgres":
         target = request.getfixturevalue("postgres_dsn")
@@ -76,3 +76,29 @@ async def test_postgres_call_records_survive_a_dropped_connection(postgres_dsn: 
     assert summary["turns"] == 1 and summary["interruptions"] == 1
     assert await store.get("missing") is None
     store.close()
+
+
+async def test_round_one_sqlite_call_records_are_kept(tmp_path: Path) -> None:
+    """A records file written by round 1 (table ``calls``) opens with its calls readable."""
+    import json
+    import sqlite3
+
+    path = tmp_path / "calls.sqlite3"
+    old = CallRecord("old-call", "node-1", "olga")
+    old.add_user("Hello from last year.")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE calls (call_id TEXT PRIMARY KEY, user_id TEXT, node_id TEXT NOT NULL,"
+            " started_at REAL NOT NULL, ended_at REAL, end_reason TEXT, body TEXT NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO calls VALUES (?, ?, ?, ?, NULL, NULL, ?)",
+            (old.call_id, old.user_id, old.node_id, old.started_at, json.dumps(old.to_dict())),
+        )
+    store = open_call_record_store(path)
+    try:
+        record = await store.get("old-call")
+        assert record is not None and record.transcript[0].text == "Hello from last year."
+        assert [c["call_id"] for c in await store.recent(user_id="olga")] == ["old-call"]
+    finally:
+        store.close()

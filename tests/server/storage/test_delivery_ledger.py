@@ -15,8 +15,7 @@ import pytest
 
 from messaging.schemas import ProactivePrompt
 from server.proactive.ledger import DeliveryLedger
-from server.storage.delivery_ledger import SqliteDeliveryLedger, open_delivery_ledger
-from server.storage.delivery_ledger_postgres import PostgresDeliveryLedger
+from server.storage.delivery_ledger import open_delivery_ledger
 
 LedgerFactory = Callable[..., DeliveryLedger]
 
@@ -30,11 +29,7 @@ def open_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledg
     opened: list[DeliveryLedger] = []
 
     def factory(**kw: Any) -> DeliveryLedger:
-        if kw:  # the test sets its own clock: construct the class directly
-            cls: Any = PostgresDeliveryLedger if request.param == "postgres" else SqliteDeliveryLedger
-            ledger: DeliveryLedger = cls(target, **kw)
-        else:
-            ledger = open_delivery_ledger(target)
+        ledger = open_delivery_ledger(target, **kw)  # kw: the test's own clock and claim timeout
         opened.append(ledger)
         return ledger
 
@@ -55,8 +50,8 @@ def test_the_target_picks_the_store(tmp_path: Path, postgres_dsn: str) -> None:
     sqlite = open_delivery_ledger(tmp_path / "l.sqlite3")
     postgres = open_delivery_ledger(postgres_dsn)
     try:
-        assert isinstance(sqlite, SqliteDeliveryLedger)
-        assert isinstance(postgres, PostgresDeliveryLedger)
+        assert sqlite.engine.dialect.name == "sqlite"
+        assert postgres.engine.dialect.name == "postgresql"
     finally:
         sqlite.close()
         postgres.close()
@@ -155,9 +150,7 @@ async def test_postgres_ledger_survives_a_dropped_connection(postgres_dsn: str) 
     """The database closes the ledger's connection (restart, failover): the next claim reconnects."""
     import psycopg
 
-    from server.storage.delivery_ledger_postgres import APPLICATION_NAME
-
-    led = PostgresDeliveryLedger(postgres_dsn)
+    led = open_delivery_ledger(postgres_dsn)
     try:
         first = _prompt(_unique("drop"), _unique("u"))
         assert await led.claim(first, "node-a") is None
@@ -165,10 +158,79 @@ async def test_postgres_ledger_survives_a_dropped_connection(postgres_dsn: str) 
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE application_name = %s AND pid <> pg_backend_pid()",
-                (APPLICATION_NAME,),
+                ("voice-agent-delivery-ledger",),
             )
         second = _prompt(_unique("drop"), _unique("u"))
         assert await led.claim(second, "node-a") is None
         assert await led.claim(first, "node-b") == "claimed"
     finally:
         led.close()
+
+
+async def test_scheduler_and_nodes_share_one_row_that_never_moves_backwards(open_ledger: LedgerFactory) -> None:
+    """The scheduler's states and the nodes' states are one row per key: a node holds a published prompt,
+    the scheduler cannot overwrite what a node wrote, and a published key is not published twice."""
+    led = open_ledger()
+    p = _prompt(_unique("k"), _unique("u"), campaign_id="c1")
+    assert await led.note(p, "campaign", "scheduled", 100.0, None, if_new=True)
+    assert not await led.note(p, "campaign", "scheduled", 100.0, None, if_new=True)  # known already
+    assert await led.begin_publish(p, "campaign", 100.0)
+    assert not await led.begin_publish(p, "campaign", 100.0)  # already on the bus
+    assert await led.hold_pending(p, "node-a")  # the user is offline: the published row is held
+    assert not await led.note(p, "campaign", "deferred", 200.0, "too late")  # a node owns it now
+    assert (await led.status_of(p.idempotency_key)) == "pending"
+    assert await led.claim(p, "node-b") is None
+    await led.mark_delivered(p, "node-b")
+    rows = await led.campaign_deliveries("c1")
+    assert [(r["user_id"], r["status"], r["run_at"]) for r in rows] == [(p.user_id, "delivered", 100.0)]
+    assert [e.status for e in await led.events(p.idempotency_key)] == ["pending", "claimed", "delivered"]
+
+
+async def test_a_refused_publish_goes_back_to_the_scheduler(open_ledger: LedgerFactory) -> None:
+    led = open_ledger()
+    p = _prompt(_unique("k"), _unique("u"))
+    waiting = {"prompt": {"user_id": p.user_id}, "respect_policy": True}
+    assert await led.note(p, "admin", "deferred", 50.0, "quiet hours", waiting)
+    assert (waiting, 50.0) in await led.waiting_prompts()
+    assert await led.begin_publish(p, "admin", 60.0)
+    assert (waiting, 50.0) not in await led.waiting_prompts()  # published: no longer waiting
+    await led.publish_failed(p, "broker down")
+    assert (await led.status_of(p.idempotency_key)) == "failed"
+    assert await led.begin_publish(p, "admin", 70.0)  # a failed publish may be retried
+
+
+def test_round_one_sqlite_ledger_rows_are_kept(tmp_path: Path) -> None:
+    """A ledger file written by round 1 (table proactive_deliveries) opens with its rows in the new table."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE proactive_deliveries (idempotency_key TEXT PRIMARY KEY, message_id TEXT NOT NULL,"
+            " user_id TEXT NOT NULL, tenant TEXT NOT NULL, campaign_id TEXT, status TEXT NOT NULL, node_id TEXT,"
+            " prompt TEXT NOT NULL, priority INTEGER NOT NULL, expires_at DOUBLE PRECISION,"
+            " created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,"
+            " delivered_at DOUBLE PRECISION, detail TEXT);"
+            "CREATE TABLE proactive_delivery_events (idempotency_key TEXT NOT NULL, message_id TEXT NOT NULL,"
+            " status TEXT NOT NULL, node_id TEXT, at DOUBLE PRECISION NOT NULL, detail TEXT);"
+        )
+        old = _prompt("old-key", "old-user")
+        db.execute(
+            "INSERT INTO proactive_deliveries VALUES ('old-key', 'm1', 'old-user', 'default', NULL, 'pending',"
+            " 'n1', ?, 5, NULL, 1.0, 2.0, NULL, 'user offline')",
+            (old.model_dump_json(),),
+        )
+        db.execute("INSERT INTO proactive_delivery_events VALUES ('old-key', 'm1', 'pending', 'n1', 2.0, NULL)")
+    led = open_delivery_ledger(path)
+    try:
+        popped = asyncio.run(led.pop_pending("old-user", "n2"))
+        assert [p.idempotency_key for p in popped] == ["old-key"]
+        events = asyncio.run(led.events("old-key"))
+        assert [(e.status, e.node_id) for e in events] == [("pending", "n1"), ("delivered", "n2")]
+    finally:
+        led.close()
+    reopened = open_delivery_ledger(path)  # migrations run once: the copy is not repeated
+    try:
+        assert len(asyncio.run(reopened.events("old-key"))) == 2
+    finally:
+        reopened.close()

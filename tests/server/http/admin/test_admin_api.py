@@ -20,6 +20,7 @@ from scheduler.publishing import BusPromptPublisher
 from scheduler.service import SchedulerService
 from server.http.admin import AdminDeps, admin_routes, dashboard_routes
 from server.http.admin.latency import PrometheusLatency
+from server.storage.delivery_ledger import open_delivery_ledger
 
 TOKEN = "s3cret-admin"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -54,7 +55,8 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[TestClient, list[Message]
     bus.subscribe("voice_proactive", "test-rtc", collect)
     await bus.start()
     config = SchedulerConfig(jobstore_url=f"sqlite:///{tmp_path / 'admin.sqlite3'}")
-    service = SchedulerService(config, BusPromptPublisher(bus, "voice_proactive"))
+    ledger = open_delivery_ledger(tmp_path / "ledger.sqlite3")
+    service = SchedulerService(config, BusPromptPublisher(bus, "voice_proactive"), ledger)
     await service.start()
     metrics = CollectorRegistry()
     histogram = Histogram("voice_agent_llm_first_token_seconds", "test", registry=metrics)
@@ -72,6 +74,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[TestClient, list[Message]
     await client.close()
     await service.stop()
     await bus.close()
+    ledger.close()
 
 
 def campaign_body(**extra: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from scheduler.publishing import BusPromptPublisher
 from scheduler.service import SchedulerService
 from server.http.admin import AdminDeps, admin_routes, dashboard_routes
 from server.http.app import knowledge_routes
+from server.storage.delivery_ledger import open_delivery_ledger
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -59,7 +60,8 @@ class DashboardServer:
         self.bus.subscribe("voice_proactive", "test-rtc", collect)
         await self.bus.start()
         config = SchedulerConfig(jobstore_url=f"sqlite:///{self.db_path}")
-        self.service = SchedulerService(config, BusPromptPublisher(self.bus, "voice_proactive"))
+        self.ledger = open_delivery_ledger(self.db_path.with_suffix(".ledger.sqlite3"))
+        self.service = SchedulerService(config, BusPromptPublisher(self.bus, "voice_proactive"), self.ledger)
         await self.service.start()
         app = web.Application()
         app.add_routes(admin_routes(AdminDeps.from_scheduler(self.service, TOKEN)))
@@ -81,6 +83,7 @@ class DashboardServer:
                 await self.kb.close()
             await self.service.stop()
             await self.bus.close()
+            self.ledger.close()
 
         asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(timeout=20)
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -25,7 +25,7 @@ QUESTION = "What is the capital of France?"
 @pytest.fixture
 async def live_server(tmp_path: Path):
     settings = Settings()
-    settings.server.records_db = str(tmp_path / "calls.sqlite3")
+    settings.storage.records = str(tmp_path / "calls.sqlite3")
     settings.server.rag = False
     settings.agent.memory_path = str(tmp_path / "memory.sqlite3")
     settings.agent.first_token_timeout_s = 20.0  # the machine is shared: do not test the apology path here
