@@ -91,6 +91,23 @@ def chunk_row(r: DocumentRecord, c: ChunkRecord, tags: Any, embedding: Any) -> t
     return (r.doc_id, r.version, c.ordinal, c.text, c.heading, r.title, r.tenant, r.source, tags, embedding)
 
 
+def metadata_conditions(
+    f: SearchFilters, mark: str, column: str = "{}", tag: str = ""
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions and their arguments for ``f``: exact tenant and source, and ``tag`` once per tag
+    (each store says how it tests a tag). ``mark`` is the driver's placeholder, ``column`` qualifies names."""
+    where: list[str] = []
+    args: list[Any] = []
+    for name, value in (("tenant", f.tenant), ("source", f.source)):
+        if value:
+            where.append(f"{column.format(name)} = {mark}")
+            args.append(value)
+    for value in f.tags if tag else ():
+        where.append(tag)
+        args.append(value)
+    return where, args
+
+
 def source_id(doc_id: str, ordinal: int) -> str:
     return f"{doc_id}#{ordinal}"
 

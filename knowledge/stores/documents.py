@@ -4,17 +4,26 @@
 whose chunks are searchable, ``status`` (queued, processing, ready, failed) with ``error`` and ``attempts``.
 The functions take the store's open connection, so a status change and the chunk swap it belongs to
 commit together. Only the column type of ``tags`` differs (JSON in SQLite, ``text[]`` in PostgreSQL).
+``SqlDocumentStore`` is the base of both stores: their engine, worker threads and status methods.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 
+from knowledge.errors import StoreError
 from knowledge.stores.base import DocumentRecord
+from knowledge.stores.sql import reading
+
+T = TypeVar("T")
 
 metadata = sa.MetaData()
 documents = sa.Table(
@@ -101,3 +110,49 @@ def select(
         if value is not None:
             query = query.where(documents.c[column] == value)
     return [DocumentRecord(**{**row._mapping, "tags": list(row.tags)}) for row in conn.execute(query)]
+
+
+class SqlDocumentStore:
+    """What both knowledge stores share: a SQLAlchemy engine driven from worker threads (never the event
+    loop) and the document status rows of ``KnowledgeStore``. A store sets ``_engine`` in ``start()``."""
+
+    def __init__(self, name: str, workers: int) -> None:
+        self.name = name
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"knowledge-{name}")
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StoreError(f"the {self.name} knowledge store is not started; call start() first")
+        return self._engine
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` in one writing transaction (call it from a worker: ``await _run(_write, ...)``)."""
+        with self.engine.begin() as conn:
+            return fn(conn, *args)
+
+    def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        with reading(self.engine) as conn:
+            return fn(conn, *args)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._run(self._engine.dispose)
+            self._engine = None
+        self._executor.shutdown(wait=True)
+
+    async def save_status(self, record: DocumentRecord) -> None:
+        await self._run(self._write, save_status, record)
+
+    async def get_document(self, doc_id: str) -> DocumentRecord | None:
+        rows = await self._run(self._read, select, doc_id)
+        return rows[0] if rows else None
+
+    async def list_documents(
+        self, tenant: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[DocumentRecord]:
+        return await self._run(self._read, select, None, tenant, status, limit, offset)

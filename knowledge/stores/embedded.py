@@ -8,17 +8,14 @@ All SQLite work and matrix updates run on one dedicated thread (through a SQLAlc
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from knowledge.errors import StoreError
 from knowledge.stores import documents as status
@@ -29,13 +26,14 @@ from knowledge.stores.base import (
     RetrievedChunk,
     SearchFilters,
     chunk_row,
+    metadata_conditions,
     query_terms,
     source_id,
 )
-from knowledge.stores.sql import create_engine, reading
+from knowledge.stores.documents import SqlDocumentStore
+from knowledge.stores.sql import create_engine
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _SCHEMA = (
     (
@@ -131,24 +129,14 @@ class _VectorMatrix:
         return [(int(self._ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
 
-class EmbeddedStore:
+class EmbeddedStore(SqlDocumentStore):
     """``KnowledgeStore`` in one SQLite file (no server); for a single node."""
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
+        super().__init__("sqlite", workers=1)  # one thread: the vector matrix is not locked
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="knowledge-sqlite")
-        self._engine: Engine | None = None
         self._vectors = _VectorMatrix()
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            raise StoreError(f"embedded store {self.path} is not started; call start() first")
-        return self._engine
 
     async def start(self) -> None:
         await self._run(self._open)
@@ -172,40 +160,11 @@ class EmbeddedStore:
             )
         log.info("embedded knowledge store %s opened with %d chunks", self.path, len(rows))
 
-    async def close(self) -> None:
-        if self._engine is not None:
-            await self._run(self._engine.dispose)
-            self._engine = None
-        self._executor.shutdown(wait=True)
-
-    # --- documents -------------------------------------------------------------------------------------
-    async def save_status(self, record: DocumentRecord) -> None:
-        await self._run(self._in_transaction, status.save_status, record)
-
-    async def get_document(self, doc_id: str) -> DocumentRecord | None:
-        rows = await self._run(self._list, doc_id, None, None, 1, 0)
-        return rows[0] if rows else None
-
-    async def list_documents(
-        self, tenant: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
-    ) -> list[DocumentRecord]:
-        return await self._run(self._list, None, tenant, status, limit, offset)
-
-    def _list(
-        self, doc_id: str | None, tenant: str | None, state: str | None, limit: int, offset: int
-    ) -> list[DocumentRecord]:
-        with reading(self.engine) as conn:
-            return status.select(conn, doc_id, tenant, state, limit, offset)
-
-    def _in_transaction(self, fn: Callable[..., T], *args: Any) -> T:
-        with self.engine.begin() as conn:
-            return fn(conn, *args)
-
     async def replace_document(self, record: DocumentRecord, chunks: Sequence[ChunkRecord]) -> bool:
         return await self._run(self._replace, record, list(chunks))
 
     def _replace(self, r: DocumentRecord, chunks: list[ChunkRecord]) -> bool:
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn:  # not _write: the vector matrix changes after the commit
             known = status.versions(conn, r.doc_id)
             if known and known[1] is not None and known[1] >= r.version:
                 return False
@@ -255,9 +214,7 @@ class EmbeddedStore:
         return await self._run(self._vector_search, vector, k, filters)
 
     def _vector_search(self, vector: np.ndarray, k: int, f: SearchFilters) -> list[RetrievedChunk]:
-        hits = self._vectors.search(vector, k, f)
-        with reading(self.engine) as conn:
-            return self._hydrate(conn, hits)
+        return self._read(self._hydrate, self._vectors.search(vector, k, f))
 
     async def fulltext_search(self, query: str, k: int, filters: SearchFilters) -> list[RetrievedChunk]:
         return await self._run(self._fulltext_search, query, k, filters)
@@ -267,24 +224,19 @@ class EmbeddedStore:
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
-        where, args = ["chunks_fts MATCH ?"], [match]
-        if f.tenant:
-            where.append("c.tenant = ?")
-            args.append(f.tenant)
-        if f.source:
-            where.append("c.source = ?")
-            args.append(f.source)
-        for tag in f.tags:
-            where.append("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = ?)")
-            args.append(tag)
+        tag = "EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = ?)"
+        where, args = metadata_conditions(f, "?", "c.{}", tag)
+        where, args = ["chunks_fts MATCH ?", *where], [match, *args]
         # bm25() is lower-is-better; weight headings x2.
-        with reading(self.engine) as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT c.id, -bm25(chunks_fts, 1.0, 2.0) AS score FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-                f"WHERE {' AND '.join(where)} ORDER BY score DESC LIMIT ?",
-                (*args, k),
-            ).all()
-            return self._hydrate(conn, [(r[0], float(r[1])) for r in rows])
+        sql = (
+            "SELECT c.id, -bm25(chunks_fts, 1.0, 2.0) AS score FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
+            f"WHERE {' AND '.join(where)} ORDER BY score DESC LIMIT ?"
+        )
+        return self._read(self._ranked, sql, (*args, k))
+
+    def _ranked(self, conn: sa.Connection, sql: str, params: tuple[Any, ...]) -> list[RetrievedChunk]:
+        rows = conn.exec_driver_sql(sql, params).all()
+        return self._hydrate(conn, [(r[0], float(r[1])) for r in rows])
 
     @staticmethod
     def _hydrate(conn: sa.Connection, hits: list[tuple[int, float]]) -> list[RetrievedChunk]:

@@ -11,41 +11,31 @@ version check race-free across nodes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from knowledge.errors import StoreError
+from knowledge.stores import base
 from knowledge.stores import documents as status
-from knowledge.stores.base import (
-    CHUNK_COLUMNS,
-    ChunkRecord,
-    DocumentRecord,
-    RetrievedChunk,
-    SearchFilters,
-    chunk_row,
-    query_terms,
-    source_id,
-)
-from knowledge.stores.sql import create_engine, reading
+from knowledge.stores.base import ChunkRecord, DocumentRecord, RetrievedChunk, SearchFilters
+from knowledge.stores.documents import SqlDocumentStore
+from knowledge.stores.sql import create_engine
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _CHUNK_COLUMNS = "id, doc_id, version, ordinal, text, heading, title, tenant, source, tags"
 APPLICATION_NAME = "voice-agent-knowledge"  # shows in pg_stat_activity
 
 
-class PostgresStore:
+class PostgresStore(SqlDocumentStore):
     """``KnowledgeStore`` on PostgreSQL with pgvector; ``pool_size`` connections and worker threads."""
 
     def __init__(
@@ -57,23 +47,11 @@ class PostgresStore:
         connect_timeout_s: float = 5.0,
         statement_timeout_s: float = 30.0,
     ) -> None:
+        super().__init__("postgres", workers=pool_size)
         self.dsn = dsn
         self.dim = dim
         self.pool_size = pool_size
         self.timeouts = {"connect_timeout_s": connect_timeout_s, "statement_timeout_s": statement_timeout_s}
-        self._engine: Engine | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            raise StoreError("postgres knowledge store is not started; call start() first")
-        return self._engine
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            raise StoreError("postgres knowledge store is not started; call start() first")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def start(self) -> None:
         try:
@@ -83,7 +61,6 @@ class PostgresStore:
             raise StoreError(
                 "the postgres knowledge store needs `pip install voice-agent[postgres]`"
             ) from exc
-        self._executor = ThreadPoolExecutor(max_workers=self.pool_size, thread_name_prefix="knowledge-pg")
         engine = create_engine(
             self.dsn,
             pool_size=self.pool_size,
@@ -119,35 +96,6 @@ class PostgresStore:
                     "INSERT INTO knowledge_schema_migrations (name) VALUES (%s)", (path.name,)
                 )
 
-    async def close(self) -> None:
-        if self._engine is not None:
-            await self._run(self._engine.dispose)
-            self._engine = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-
-    # --- documents -------------------------------------------------------------------------------------
-    async def save_status(self, record: DocumentRecord) -> None:
-        await self._run(self._write, status.save_status, record)
-
-    async def get_document(self, doc_id: str) -> DocumentRecord | None:
-        rows = await self._run(self._read, status.select, doc_id)
-        return rows[0] if rows else None
-
-    async def list_documents(
-        self, tenant: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
-    ) -> list[DocumentRecord]:
-        return await self._run(self._read, _select_documents, tenant, status, limit, offset)
-
-    def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        with self.engine.begin() as conn:
-            return fn(conn, *args)
-
-    def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        with reading(self.engine) as conn:
-            return fn(conn, *args)
-
     async def replace_document(self, record: DocumentRecord, chunks: Sequence[ChunkRecord]) -> bool:
         return await self._run(self._write, self._replace, record, list(chunks))
 
@@ -160,8 +108,8 @@ class PostgresStore:
         conn.exec_driver_sql("DELETE FROM knowledge_chunks WHERE doc_id = %s", (r.doc_id,))
         if chunks:
             conn.exec_driver_sql(
-                f"INSERT INTO knowledge_chunks ({CHUNK_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                [chunk_row(r, c, list(r.tags), np.asarray(c.embedding, dtype=np.float32)) for c in chunks],
+                f"INSERT INTO knowledge_chunks ({base.CHUNK_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                [base.chunk_row(r, c, list(r.tags), np.asarray(c.embedding, dtype=np.float32)) for c in chunks],
             )
         status.mark_ready(conn, r, len(chunks))
         return True
@@ -182,15 +130,8 @@ class PostgresStore:
     # --- search ----------------------------------------------------------------------------------------
     @staticmethod
     def _filters(f: SearchFilters) -> tuple[str, list[Any]]:
-        where: list[str] = []
-        args: list[Any] = []
-        if f.tenant:
-            where.append("tenant = %s")
-            args.append(f.tenant)
-        if f.source:
-            where.append("source = %s")
-            args.append(f.source)
-        if f.tags:
+        where, args = base.metadata_conditions(f, "%s")
+        if f.tags:  # one array containment for all tags (GIN-indexed)
             where.append("tags @> %s::text[]")
             args.append(list(f.tags))
         return (" AND " + " AND ".join(where) if where else ""), args
@@ -205,7 +146,7 @@ class PostgresStore:
         return await self._run(self._search, sql, (v, *args, v, k))
 
     async def fulltext_search(self, query: str, k: int, filters: SearchFilters) -> list[RetrievedChunk]:
-        terms = query_terms(query)
+        terms = base.query_terms(query)
         if not terms:
             return []
         clause, args = self._filters(filters)
@@ -217,14 +158,7 @@ class PostgresStore:
         return await self._run(self._search, sql, (" | ".join(terms), *args, k))
 
     def _search(self, sql: str, params: tuple[Any, ...]) -> list[RetrievedChunk]:
-        with reading(self.engine) as conn:
-            return [_chunk(row) for row in conn.exec_driver_sql(sql, params)]
-
-
-def _select_documents(
-    conn: sa.Connection, tenant: str | None, state: str | None, limit: int, offset: int
-) -> list[DocumentRecord]:
-    return status.select(conn, None, tenant, state, limit, offset)
+        return self._read(lambda conn: [_chunk(row) for row in conn.exec_driver_sql(sql, params)])
 
 
 def _prepare(dbapi_connection: Any) -> None:
@@ -247,7 +181,7 @@ def _chunk(row: Any) -> RetrievedChunk:
     return RetrievedChunk(
         text=text,
         score=float(score),
-        source_id=source_id(doc_id, ordinal),
+        source_id=base.source_id(doc_id, ordinal),
         doc_id=doc_id,
         heading=heading,
         title=title,

@@ -95,3 +95,24 @@ def test_a_moved_config_key_stops_start_up_with_its_new_name() -> None:
     out = _cli("doctor", env={"VOICE_AGENT__BUS__PROACTIVE_LEDGER": "/tmp/ledger.sqlite3"})
     assert out.returncode == 2
     assert "bus.proactive_ledger moved to storage.delivery_ledger" in out.stderr
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before the subcommand", "after the subcommand"])
+def test_config_is_accepted_before_or_after_the_subcommand(tmp_path, before: bool) -> None:  # type: ignore[no-untyped-def]
+    """``voice-agent serve --config FILE`` (configs/production.example.yaml's form) used to fail with
+    "unrecognized arguments"; the file must be read in either position."""
+    config = tmp_path / "bad.yaml"
+    config.write_text("server:\n  port: 70000\n")
+    args = ("--config", str(config), "doctor") if before else ("doctor", "--config", str(config))
+    out = _cli(*args)
+    assert out.returncode == 2, out.stdout + out.stderr  # the file was read: its invalid port stops start-up
+    assert "server.port" in out.stderr
+
+
+def test_log_level_before_the_subcommand_is_kept() -> None:
+    from server.cli import build_parser
+
+    args = build_parser().parse_args(["--log-level", "DEBUG", "--config", "a.yaml", "doctor"])
+    assert (args.log_level, args.config, args.command) == ("DEBUG", "a.yaml", "doctor")
+    args = build_parser().parse_args(["serve"])
+    assert (args.log_level, args.config) == ("INFO", None)

@@ -16,30 +16,28 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
 from scheduler.campaigns import Campaign, CampaignSpec
 from scheduler.errors import CampaignNotFound, CampaignStateError, SchedulerError
 from server.http.admin.deps import AdminDeps
-from server.http.admin.openapi import openapi_document
+from server.http.admin.models import (
+    CampaignDeliveries,
+    CampaignList,
+    CampaignView,
+    ConversationIntents,
+    IntentList,
+    LatencySummary,
+    LiveCalls,
+    SendPromptRequest,
+    SendPromptResult,
+)
+from server.http.admin.openapi import Endpoint, openapi_document
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DASHBOARD_DIR = Path(__file__).resolve().parents[3] / "web" / "admin"
-
-
-class SendPromptRequest(BaseModel, extra="forbid"):
-    user_id: str = Field(min_length=1, max_length=200)
-    text: str | None = Field(None, min_length=1, max_length=2000)
-    intent: str | None = Field(None, min_length=1, max_length=200)
-    ttl_s: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _content(self) -> SendPromptRequest:
-        if self.text is None and self.intent is None:
-            raise ValueError("a prompt needs 'text' to speak or an 'intent' for the agent")
-        return self
 
 
 def _error(status: type[web.HTTPException], message: str, details: Any = None) -> web.HTTPException:
@@ -186,32 +184,124 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)  # snapshots may hold datetimes
 
 
+def admin_endpoints(deps: AdminDeps) -> list[Endpoint]:
+    """Every route of the admin API, with what the OpenAPI document says about it."""
+    h = AdminHandlers(deps)
+    one, action = "/campaigns/{campaign_id}", "/campaigns/{campaign_id}/"
+    campaign_actions = [
+        Endpoint(
+            "POST",
+            action + name,
+            h._action(name),
+            f"{name.capitalize()} a campaign",
+            (200, CampaignView, f"the {name}d campaign"),
+            (401, 404, 409),
+        )
+        for name in ("pause", "resume", "cancel")
+    ]
+    return [
+        Endpoint(
+            "GET",
+            "/campaigns",
+            h.list_campaigns,
+            "List campaigns",
+            (200, CampaignList, "campaigns"),
+            query={"status": "string"},
+        ),
+        Endpoint(
+            "POST",
+            "/campaigns",
+            h.create_campaign,
+            "Create a campaign",
+            (201, CampaignView, "the created campaign"),
+            (400, 401),
+            request=CampaignSpec,
+        ),
+        Endpoint(
+            "GET", one, h.get_campaign, "Get a campaign", (200, CampaignView, "the campaign"), (401, 404)
+        ),
+        Endpoint(
+            "DELETE",
+            one,
+            h._action("cancel"),
+            "Cancel a campaign (same as POST .../cancel)",
+            (200, CampaignView, "the cancelled campaign"),
+            (401, 404, 409),
+        ),
+        *campaign_actions,
+        Endpoint(
+            "GET",
+            action + "deliveries",
+            h.campaign_deliveries,
+            "Per-user delivery status of a campaign",
+            (200, CampaignDeliveries, "one row per user and run"),
+            (401, 404),
+        ),
+        Endpoint(
+            "GET",
+            "/intents",
+            h.intent_results,
+            "Intent results, newest first",
+            (200, IntentList, "intent results"),
+            (400, 401),
+            query={"conversation_id": "string", "user_id": "string", "limit": "integer"},
+        ),
+        Endpoint(
+            "GET",
+            "/conversations/{conversation_id}/intents",
+            h.conversation_intents,
+            "Intent results of one conversation",
+            (200, ConversationIntents, "intent results"),
+        ),
+        Endpoint(
+            "GET",
+            "/calls",
+            h.live_calls,
+            "Live calls on this node with their transcripts",
+            (200, LiveCalls, "live calls"),
+        ),
+        Endpoint(
+            "POST",
+            "/prompts",
+            h.send_prompt,
+            "Send a proactive prompt to a user now (published to the bus)",
+            (
+                202,
+                SendPromptResult,
+                "published (or deferred); the RTC nodes deliver it; 502: the bus refused",
+            ),
+            (400, 401),
+            request=SendPromptRequest,
+        ),
+        Endpoint(
+            "GET",
+            "/latency",
+            h.latency,
+            "Per-stage latency (count, mean, p50, p95) from this node's histograms",
+            (200, LatencySummary, "latency summary"),
+            (401, 404),
+        ),
+    ]
+
+
 def admin_routes(deps: AdminDeps, prefix: str = "/api/admin") -> list[web.RouteDef]:
     """Route definitions of the admin API under ``prefix``; add them with ``app.add_routes(...)``."""
-    h = AdminHandlers(deps)
-
-    def auth(handler: Handler) -> Handler:
-        return _authenticated(deps.admin_token, handler)
+    endpoints = admin_endpoints(deps)
 
     async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(openapi_document(prefix))
+        return web.json_response(document)
 
-    c = f"{prefix}/campaigns"
+    endpoints.append(
+        Endpoint(
+            "GET", "/openapi.json", openapi, "This document", (200, None, "OpenAPI 3.1"), (), public=True
+        )
+    )
+    document = openapi_document(endpoints, prefix)
     return [
-        web.get(f"{prefix}/openapi.json", openapi),
-        web.get(c, auth(h.list_campaigns)),
-        web.post(c, auth(h.create_campaign)),
-        web.get(c + "/{campaign_id}", auth(h.get_campaign)),
-        web.delete(c + "/{campaign_id}", auth(h._action("cancel"))),
-        web.post(c + "/{campaign_id}/pause", auth(h._action("pause"))),
-        web.post(c + "/{campaign_id}/resume", auth(h._action("resume"))),
-        web.post(c + "/{campaign_id}/cancel", auth(h._action("cancel"))),
-        web.get(c + "/{campaign_id}/deliveries", auth(h.campaign_deliveries)),
-        web.get(f"{prefix}/intents", auth(h.intent_results)),
-        web.get(prefix + "/conversations/{conversation_id}/intents", auth(h.conversation_intents)),
-        web.get(f"{prefix}/calls", auth(h.live_calls)),
-        web.post(f"{prefix}/prompts", auth(h.send_prompt)),
-        web.get(f"{prefix}/latency", auth(h.latency)),
+        web.route(
+            e.method, prefix + e.path, e.handler if e.public else _authenticated(deps.admin_token, e.handler)
+        )
+        for e in endpoints
     ]
 
 

@@ -224,3 +224,43 @@ async def test_dashboard_page_is_served(setup: Any) -> None:
     page = await client.get("/admin/")
     assert page.status == 200 and "admin.js" in await page.text()
     assert (await client.get("/admin/static/admin.js")).status == 200
+
+
+async def test_served_bodies_match_the_models_the_openapi_document_is_generated_from(setup: Any) -> None:
+    from openapi_pydantic import OpenAPI
+
+    from server.http.admin.models import (
+        CampaignDeliveries,
+        CampaignList,
+        CampaignView,
+        IntentList,
+        LatencySummary,
+        SendPromptResult,
+    )
+
+    client, _, _ = setup
+    doc = await (await client.get("/api/admin/openapi.json")).json()
+    OpenAPI.model_validate(doc)  # a well-formed OpenAPI 3.1 document
+    created_doc = doc["paths"]["/api/admin/campaigns"]["post"]["responses"]["201"]
+    assert created_doc["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/CampaignView"}
+    assert "audience" in doc["components"]["schemas"]["CampaignSpec"]["properties"]
+
+    created = await (await client.post("/api/admin/campaigns", json=campaign_body(), headers=AUTH)).json()
+    bodies = [
+        (CampaignView, created),
+        (CampaignList, await (await client.get("/api/admin/campaigns", headers=AUTH)).json()),
+        (
+            CampaignDeliveries,
+            await (await client.get(f"/api/admin/campaigns/{created['id']}/deliveries", headers=AUTH)).json(),
+        ),
+        (
+            SendPromptResult,
+            await (
+                await client.post("/api/admin/prompts", json={"user_id": "ann", "text": "Hi"}, headers=AUTH)
+            ).json(),
+        ),
+        (IntentList, await (await client.get("/api/admin/intents", headers=AUTH)).json()),
+        (LatencySummary, await (await client.get("/api/admin/latency", headers=AUTH)).json()),
+    ]
+    for model, body in bodies:
+        model.model_validate(body)
