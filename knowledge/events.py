@@ -23,7 +23,7 @@ class DocumentEvent(KnowledgeChange):
     BODY_FIELDS: ClassVar[tuple[str, ...]] = ("content", "content_base64", "path")
 
     source: str = Field(default="api", min_length=1, max_length=64)
-    content: str | bytes | None = None
+    content: str | bytes | None = None  # type: ignore[assignment]  # raw bytes only in process (uploads)
     path: str | None = None
 
     @classmethod

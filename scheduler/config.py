@@ -22,9 +22,9 @@ class SchedulerConfig(BaseModel):
     campaign_sync_interval_s: int = Field(5, ge=1)  # picks up campaigns written by another process
     consumer_group: str = "scheduler"  # bus consumer group of the conversation-event subscription
     instance_name: str = "default"  # names this scheduler in persisted job arguments
-    connect_timeout_s: float = Field(5.0, gt=0)  # PostgreSQL: give up connecting after this long
+    connect_timeout_s: float = Field(default=5.0, gt=0)  # PostgreSQL: give up connecting after this long
     # PostgreSQL: statement_timeout of every statement; SQLite: how long a writer waits for a lock.
-    statement_timeout_s: float = Field(30.0, gt=0)
+    statement_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("quiet_hours")
     @classmethod

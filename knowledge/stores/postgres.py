@@ -89,9 +89,9 @@ class PostgresStore(SqlDocumentStore):
                     continue
                 log.info("applying knowledge migration %s", path.name)
                 # Several statements in one script: the driver's simple query protocol (no parameters).
-                conn.connection.driver_connection.execute(
-                    path.read_text().replace("{dim}", str(int(self.dim)))
-                )
+                driver = conn.connection.driver_connection
+                assert driver is not None  # the live psycopg connection of this transaction
+                driver.execute(path.read_text().replace("{dim}", str(int(self.dim))))
                 conn.exec_driver_sql(
                     "INSERT INTO knowledge_schema_migrations (name) VALUES (%s)", (path.name,)
                 )

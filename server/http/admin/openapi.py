@@ -23,7 +23,6 @@ from openapi_pydantic import (
     PathItem,
     RequestBody,
     Response,
-    Schema,
     SecurityScheme,
 )
 from openapi_pydantic.util import PydanticSchema, construct_open_api_with_schema_class
@@ -71,34 +70,28 @@ def openapi_document(endpoints: Sequence[Endpoint], prefix: str) -> dict[str, An
 
 def _operation(e: Endpoint) -> Operation:
     status, model, description = e.ok
-    responses = {str(status): _response(model, description)}
+    responses: dict[str, Any] = {str(status): _response(model, description)}
     responses.update({str(code): _response(ErrorBody, _ERRORS[code]) for code in e.errors})
     parameters = [
-        Parameter(name=name, param_in="path", required=True, param_schema=Schema(type="string"))
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", e.path)
-    ] + [Parameter(name=n, param_in="query", param_schema=Schema(type=t)) for n, t in e.query.items()]
-    return Operation(
-        summary=e.summary,
-        parameters=parameters or None,
-        requestBody=(
-            RequestBody(
-                required=True, content={"application/json": MediaType(media_type_schema=_ref(e.request))}
-            )
-            if e.request is not None
-            else None
-        ),
-        responses=responses,
-        security=[] if e.public else None,
-    )
+    ] + [{"name": n, "in": "query", "schema": {"type": t}} for n, t in e.query.items()]
+    operation: dict[str, Any] = {"summary": e.summary, "responses": responses}
+    if parameters:
+        operation["parameters"] = [Parameter.model_validate(p) for p in parameters]
+    if e.request is not None:
+        operation["requestBody"] = RequestBody(required=True, content={"application/json": _media(e.request)})
+    if e.public:
+        operation["security"] = []
+    return Operation.model_validate(operation)
 
 
 def _response(model: type[BaseModel] | None, description: str) -> Response:
     if model is None:
         return Response(description=description)
-    return Response(
-        description=description, content={"application/json": MediaType(media_type_schema=_ref(model))}
-    )
+    return Response(description=description, content={"application/json": _media(model)})
 
 
-def _ref(model: type[BaseModel]) -> PydanticSchema[Any]:
-    return PydanticSchema(schema_class=model)
+def _media(model: type[BaseModel]) -> MediaType:
+    """A body whose schema is ``model``'s (a ``PydanticSchema``, turned into a component reference)."""
+    return MediaType.model_validate({"schema": PydanticSchema[Any].model_validate({"schema_class": model})})
