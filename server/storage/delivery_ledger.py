@@ -27,83 +27,32 @@ from sqlalchemy.engine import Engine
 from messaging.schemas import ProactivePrompt
 from scheduler.deliveries import SCHEDULER_STATES
 from server.proactive.ledger import DeliveryEvent, DeliveryRecord
+from server.storage.delivery_schema import MIGRATIONS, deliveries, delivery_events
 from server.storage.engine import create_engine, insert
-from server.storage.migrations import Migration, copy_legacy_rows, create_tables, migrate
+from server.storage.migrations import migrate
 
 T = TypeVar("T")
 
 HOLDABLE = (*SCHEDULER_STATES, "published")  # a node may hold these for the user's next call
 
-metadata = sa.MetaData()
-deliveries = sa.Table(
-    "prompt_deliveries",
-    metadata,
-    sa.Column("idempotency_key", sa.String(300), primary_key=True),
-    sa.Column("message_id", sa.String(64), nullable=False),
-    sa.Column("user_id", sa.String(200), nullable=False),
-    sa.Column("tenant", sa.String(128), nullable=False),
-    sa.Column("campaign_id", sa.String(64)),
-    sa.Column("source", sa.String(16)),  # campaign | intent | callback | admin; NULL: published elsewhere
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("node_id", sa.String(200)),
-    sa.Column("prompt", sa.Text, nullable=False),  # the ProactivePrompt as JSON
-    sa.Column("waiting", sa.JSON(none_as_null=True)),  # scheduler: what to publish later, while it waits
-    sa.Column("priority", sa.Integer, nullable=False),
-    sa.Column("run_at", sa.Double),  # scheduler: when it is (or was) due to be published
-    sa.Column("expires_at", sa.Double),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("updated_at", sa.Double, nullable=False),
-    sa.Column("delivered_at", sa.Double),
-    sa.Column("detail", sa.String(500)),
+# Statements built once and executed with parameter dicts: building a Core statement per call (values,
+# coercions, cache key) cost more than the SQL itself on the hot path of a busy consumer.
+_KEY = deliveries.c.idempotency_key == sa.bindparam("k")
+_STALE_CLAIM = sa.and_(
+    deliveries.c.status == "claimed", deliveries.c.updated_at < sa.bindparam("stale_before")
 )
-sa.Index("prompt_deliveries_user", deliveries.c.user_id, deliveries.c.status)
-sa.Index("prompt_deliveries_campaign", deliveries.c.campaign_id)
-sa.Index("prompt_deliveries_updated", deliveries.c.updated_at.desc())
-delivery_events = sa.Table(
-    "prompt_delivery_events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # orders events of one instant
-    sa.Column("idempotency_key", sa.String(300), nullable=False, index=True),
-    sa.Column("message_id", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("node_id", sa.String(200)),
-    sa.Column("at", sa.Double, nullable=False),
-    sa.Column("detail", sa.String(500)),
-)
-_LEGACY_COLUMNS = [
-    "idempotency_key",
-    "message_id",
-    "user_id",
-    "tenant",
-    "campaign_id",
-    "status",
-    "node_id",
-    "prompt",
-    "priority",
-    "expires_at",
-    "created_at",
-    "updated_at",
-    "delivered_at",
-    "detail",
-]
-MIGRATIONS = (
-    Migration(1, "prompt_deliveries and prompt_delivery_events", create_tables(deliveries, delivery_events)),
-    # Round 1 kept the nodes' side in proactive_deliveries (the scheduler's side in its own database).
-    Migration(
-        2,
-        "copy round-1 proactive_deliveries",
-        copy_legacy_rows("proactive_deliveries", deliveries, _LEGACY_COLUMNS),
+_UPDATE_WHEN = {
+    "claimable": deliveries.update().where(
+        _KEY, sa.or_(deliveries.c.status.in_((*HOLDABLE, "pending")), _STALE_CLAIM)
     ),
-    Migration(
-        3,
-        "copy round-1 proactive_delivery_events",
-        copy_legacy_rows(
-            "proactive_delivery_events",
-            delivery_events,
-            ["idempotency_key", "message_id", "status", "node_id", "at", "detail"],
-        ),
-    ),
-)
+    "any": deliveries.update().where(_KEY),
+    "holdable": deliveries.update().where(_KEY, deliveries.c.status.in_(HOLDABLE)),
+    "expirable": deliveries.update().where(_KEY, deliveries.c.status.in_((*HOLDABLE, "pending"))),
+    "scheduler's": deliveries.update().where(_KEY, deliveries.c.status.in_(SCHEDULER_STATES)),
+    "published": deliveries.update().where(_KEY, deliveries.c.status == "published"),
+}
+_EVENT = delivery_events.insert()
+
 _RECORD = (
     deliveries.c.idempotency_key,
     deliveries.c.message_id,
@@ -129,6 +78,11 @@ class SqlDeliveryLedger:
         self.claim_timeout_s = claim_timeout_s
         self.clock = clock
         migrate(engine, "delivery_ledger", MIGRATIONS)
+        self._insert_new = (
+            insert(engine, deliveries)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(deliveries.c.idempotency_key)
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -163,17 +117,11 @@ class SqlDeliveryLedger:
     def _insert(self, conn: sa.Connection, row: dict[str, Any]) -> bool:
         """True when the row was inserted, False when the key was there already. (RETURNING, because a
         driver's rowcount of an INSERT is not reliable: psycopg 3 under SQLAlchemy reports -1.)"""
-        statement = (
-            insert(conn, deliveries)
-            .values(**row)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(deliveries.c.idempotency_key)
-        )
-        return conn.execute(statement).first() is not None
+        return conn.execute(self._insert_new, row).first() is not None
 
-    def _update(self, conn: sa.Connection, key: str, where: Any, **values: Any) -> int:
-        statement = deliveries.update().where(deliveries.c.idempotency_key == key, where).values(**values)
-        return int(conn.execute(statement).rowcount)
+    def _update(self, conn: sa.Connection, key: str, when: str, **values: Any) -> int:
+        """Set ``values`` on the row of ``key`` if it is in the states ``_UPDATE_WHEN[when]`` names."""
+        return int(conn.execute(_UPDATE_WHEN[when], {"k": key, **values}).rowcount)
 
     def _event(
         self,
@@ -185,14 +133,15 @@ class SqlDeliveryLedger:
         detail: str | None = None,
     ) -> None:
         conn.execute(
-            delivery_events.insert().values(
-                idempotency_key=key,
-                message_id=message_id,
-                status=status,
-                node_id=node_id,
-                at=self.clock(),
-                detail=_clip(detail),
-            )
+            _EVENT,
+            {
+                "idempotency_key": key,
+                "message_id": message_id,
+                "status": status,
+                "node_id": node_id,
+                "at": self.clock(),
+                "detail": _clip(detail),
+            },
         )
 
     def _status(self, conn: sa.Connection, key: str) -> str | None:
@@ -211,15 +160,12 @@ class SqlDeliveryLedger:
             taken = self._insert(conn, self._row(prompt, "claimed", node_id, None))
             if not taken:
                 # Published or held for this user, or abandoned by a node that died mid-speech: take it over.
-                stale = sa.and_(
-                    deliveries.c.status == "claimed", deliveries.c.updated_at < now - self.claim_timeout_s
-                )
-                claimable = sa.or_(deliveries.c.status.in_((*HOLDABLE, "pending")), stale)
                 taken = (
                     self._update(
                         conn,
                         key,
-                        claimable,
+                        "claimable",
+                        stale_before=now - self.claim_timeout_s,
                         status="claimed",
                         node_id=node_id,
                         updated_at=now,
@@ -250,7 +196,7 @@ class SqlDeliveryLedger:
             }
             if status == "delivered":
                 values["delivered_at"] = now
-            self._update(conn, prompt.idempotency_key, sa.true(), **values)
+            self._update(conn, prompt.idempotency_key, "any", **values)
             self._event(conn, prompt.idempotency_key, prompt.message_id, event, node_id, detail)
 
         await self._run(tx)
@@ -273,7 +219,7 @@ class SqlDeliveryLedger:
                 or self._update(
                     conn,
                     prompt.idempotency_key,
-                    deliveries.c.status.in_(HOLDABLE),
+                    "holdable",
                     status="pending",
                     node_id=node_id,
                     updated_at=self.clock(),
@@ -296,7 +242,7 @@ class SqlDeliveryLedger:
                 self._update(
                     conn,
                     prompt.idempotency_key,
-                    deliveries.c.status.in_((*HOLDABLE, "pending")),
+                    "expirable",
                     status="expired",
                     node_id=node_id,
                     updated_at=self.clock(),
@@ -420,8 +366,7 @@ class SqlDeliveryLedger:
                 return True
             if if_new:
                 return False
-            own = deliveries.c.status.in_(SCHEDULER_STATES)
-            return self._update(conn, prompt.idempotency_key, own, **_without_key(row)) == 1
+            return self._update(conn, prompt.idempotency_key, "scheduler's", **_without_key(row)) == 1
 
         return await self._run(tx)
 
@@ -432,7 +377,7 @@ class SqlDeliveryLedger:
             self._update(
                 conn,
                 prompt.idempotency_key,
-                deliveries.c.status == "published",
+                "published",
                 status="failed",
                 updated_at=self.clock(),
                 detail=_clip(detail),
