@@ -16,6 +16,8 @@ Engines are blocking: stores call them from worker threads (``asyncio.to_thread`
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +93,9 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see "begin" below)
         cursor = dbapi_connection.cursor()
-        if database not in ("", ":memory:"):
-            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        if database not in ("", ":memory:"):
+            _enter_wal(cursor, busy_timeout_s)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -101,6 +103,21 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _enter_wal(cursor: Any, timeout_s: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried: switching a fresh file to WAL needs a moment of exclusive
+    access, and SQLite answers "database is locked" at once (no busy handler) while processes that start
+    together open the same file."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def is_postgres(engine: Engine | sa.Connection) -> bool:
