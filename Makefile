@@ -16,4 +16,4 @@ test: setup-test
 	.venv/bin/python -m pytest -ra $(PYTEST_ARGS)
 
 lint:
-	.venv/bin/ruff check server agent speech knowledge scheduler configs tests
+	.venv/bin/ruff check server agent speech knowledge messaging scheduler configs tests

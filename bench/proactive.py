@@ -32,11 +32,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.bus.base import MessageBus
-from server.bus.registry import create_bus
-from server.bus.schemas import ProactivePrompt
-from server.config import BusConfig, RocketMQConfig
-from server.proactive import DeliveryLedger, ProactivePromptConsumer
+from messaging.bus import MessageBus
+from messaging.registry import create_bus
+from messaging.schemas import ProactivePrompt
+from messaging.config import BusConfig, RocketMQConfig
+from server.proactive import ProactivePromptConsumer
+from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
 
 PHRASES = [
     "Your order has shipped.",
@@ -120,7 +121,7 @@ async def rocketmq_audio_latency(endpoint: str, n: int, workdir: Path) -> list[f
         "VOICE_AGENT__BUS__BACKEND": "rocketmq",
         "VOICE_AGENT__BUS__ROCKETMQ__ENDPOINTS": endpoint,
         "VOICE_AGENT__BUS__ROCKETMQ__RECEIVE_WAIT_S": "2",
-        "VOICE_AGENT__BUS__PROACTIVE_LEDGER": str(workdir / "node-ledger.sqlite3"),
+        "VOICE_AGENT__STORAGE__DELIVERY_LEDGER": str(workdir / "node-ledger.sqlite3"),
         "VOICE_AGENT__SERVER__NODE_ID": f"bench-{os.getpid()}",  # a new consumer group
         "VOICE_AGENT__SCHEDULER__JOBSTORE_URL": f"sqlite:///{workdir / 'jobs.sqlite3'}",
     }
@@ -140,15 +141,15 @@ async def rocketmq_audio_latency(endpoint: str, n: int, workdir: Path) -> list[f
 
 
 async def embedded_audio_latency(n: int, workdir: Path) -> list[float]:
-    from configs.settings import load_settings
+    from server.settings import load_settings
     from server.node import VoiceNode
     from tests.server.caller import free_port
 
     settings = load_settings(None, environ={})
     settings.server.port, settings.server.rag, settings.server.node_id = free_port(), False, "bench-embedded"
-    settings.server.records_db = str(workdir / "embedded-calls.sqlite3")
+    settings.storage.records = str(workdir / "embedded-calls.sqlite3")
     settings.agent.memory_path = str(workdir / "embedded-memory.sqlite3")
-    settings.bus.proactive_ledger = str(workdir / "embedded-ledger.sqlite3")
+    settings.storage.delivery_ledger = str(workdir / "embedded-ledger.sqlite3")
     settings.scheduler.jobstore_url = f"sqlite:///{workdir / 'embedded-jobs.sqlite3'}"
     node = VoiceNode(settings)
     await node.start()
@@ -169,7 +170,7 @@ async def handler_latency(backend: str, endpoint: str, topic: str, n: int, workd
     """Publish -> ``speak_proactive`` called (bus + parse + ledger claim; no TTS, no audio)."""
     bus: MessageBus = create_bus(_config(backend, endpoint))
     call = RecordingCall()
-    ledger = DeliveryLedger(workdir / f"latency-{backend}.sqlite3")
+    ledger = open_delivery_ledger(workdir / f"latency-{backend}.sqlite3")
     consumer = ProactivePromptConsumer(
         bus, SomeUsersOnline(call), ledger, "bench", topic, group_prefix=f"bench-lat-{time.time_ns()}"
     )
@@ -198,7 +199,7 @@ async def throughput(endpoint: str, topic: str, n: int, workdir: Path) -> float:
     users = [f"tp-user-{i}" for i in range(200)]
     call = RecordingCall()
     directory = SomeUsersOnline(call, set(users[:5]))
-    ledger = DeliveryLedger(workdir / "throughput.sqlite3")
+    ledger = open_delivery_ledger(workdir / "throughput.sqlite3")
 
     # Create the group (fixes its start offset), stop it, build a backlog, then time the drain.
     first = create_bus(_config("rocketmq", endpoint))

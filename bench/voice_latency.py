@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
+from speech.timing import STAGES
 from tests.server.caller import RTCCaller, ServerProcess, synthesize_speech
 
 QUESTIONS = [
@@ -39,7 +40,6 @@ QUESTIONS = [
     "Can you recommend a good book?",
     "What time does the store open?",
 ]
-STAGES = ("stt_final", "llm_first_token", "tts_first_audio", "first_audio_out")
 
 
 def percentile(values: list[float], q: float) -> float:

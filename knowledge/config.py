@@ -28,6 +28,9 @@ class KnowledgeConfig(BaseModel):
     store: Literal["embedded", "postgres"] = "embedded"
     embedded_path: str = "data/knowledge.sqlite3"
     postgres_dsn: str | None = None
+    connect_timeout_s: float = Field(default=5.0, gt=0)  # PostgreSQL: give up connecting after this long
+    # PostgreSQL: statement_timeout of every statement; SQLite: how long a writer waits for a lock.
+    statement_timeout_s: float = Field(default=30.0, gt=0)
     embedding: EmbeddingConfig = EmbeddingConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     # Counted in the embedder's tokens when it exposes count_tokens (MiniLM: WordPiece, model limit 256).
@@ -41,4 +44,3 @@ class KnowledgeConfig(BaseModel):
     ingest_queue_size: int = Field(default=100, ge=1)
     max_attempts: int = Field(default=3, ge=1)  # transient failures are retried with exponential backoff
     retry_backoff_s: float = Field(default=1.0, gt=0)
-    change_topic: str = "knowledge_changes"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -29,7 +28,6 @@ class KnowledgeBase:
         config: KnowledgeConfig,
         embedder: Embedder | None = None,
         store: KnowledgeStore | None = None,
-        poison: Callable[[str], Exception] | None = None,
     ) -> None:
         self.config = config
         self.embedder = embedder or create_embedder(config.embedding)
@@ -37,7 +35,7 @@ class KnowledgeBase:
         self.ingestor = Ingestor(self.store, self.embedder, config)
         r = config.retrieval
         self.retriever = HybridRetriever(self.store, self.embedder, r.mode, r.rrf_k, r.candidates)
-        self.change_handler = ChangeEventHandler(self.ingestor, poison)  # poison: the bus's PoisonMessage
+        self.change_handler = ChangeEventHandler(self.ingestor)
         self.watcher = (
             FolderWatcher(self.ingestor, config.watch_dir, config.watch_tenant) if config.watch_dir else None
         )

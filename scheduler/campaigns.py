@@ -9,9 +9,8 @@ expires ``ttl_s`` after the run; the campaign itself may end at ``ends_at``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any, Literal, Protocol
+from datetime import UTC, datetime
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -20,6 +19,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy.engine import Engine
 
 from scheduler import db
+from scheduler.deliveries import PromptDeliveries
 from scheduler.errors import CampaignNotFound, CampaignStateError
 from scheduler.timeutil import as_utc, maybe_utc, utcnow
 
@@ -107,15 +107,6 @@ class Campaign(BaseModel):
         return out
 
 
-class DeliveryStatusSource(Protocol):
-    """Reads per-message delivery status from the proactive-delivery ledger (server/proactive).
-
-    Returns ``{idempotency_key: status}`` for the keys it knows (pending/delivered/expired/failed).
-    """
-
-    async def statuses(self, idempotency_keys: Sequence[str]) -> Mapping[str, str]: ...
-
-
 _TRANSITIONS: dict[str, set[str]] = {
     "pause": {"active"},
     "resume": {"paused"},
@@ -180,41 +171,28 @@ class CampaignStore:
                 db.campaigns.update().where(db.campaigns.c.id == campaign_id).values(last_run_at=run_at)
             )
 
-    def deliveries(self, campaign_id: str) -> list[dict[str, Any]]:
-        query = (
-            sa.select(db.deliveries)
-            .where(db.deliveries.c.campaign_id == campaign_id)
-            .order_by(db.deliveries.c.run_at, db.deliveries.c.user_id)
-        )
-        with self._engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
-
 
 async def delivery_report(
-    store: CampaignStore, campaign_id: str, ledger: DeliveryStatusSource | None
+    store: CampaignStore, campaign_id: str, deliveries: PromptDeliveries
 ) -> list[dict[str, Any]]:
-    """Per-user delivery status of a campaign: the ledger's status once published, ours before."""
+    """Per-user delivery status of a campaign, from the delivery ledger it shares with the RTC nodes."""
     store.get(campaign_id)  # raises CampaignNotFound
-    rows = store.deliveries(campaign_id)
-    published = [r["idempotency_key"] for r in rows if r["status"] == "published"]
-    known: Mapping[str, str] = await ledger.statuses(published) if ledger and published else {}
-    report = []
-    for r in rows:
-        status = r["status"]
-        if status == "published":
-            status = known.get(r["idempotency_key"], "published")  # on the bus, no node has it yet
-        report.append(
-            {
-                "user_id": r["user_id"],
-                "run_at": as_utc(r["run_at"]).isoformat(),
-                "idempotency_key": r["idempotency_key"],
-                "prompt_id": r["prompt_id"],
-                "status": status,
-                "detail": r["detail"],
-                "updated_at": as_utc(r["updated_at"]).isoformat(),
-            }
-        )
-    return report
+    return [
+        {
+            "user_id": r["user_id"],
+            "run_at": _iso(r["run_at"]),
+            "idempotency_key": r["idempotency_key"],
+            "prompt_id": r["message_id"],
+            "status": r["status"],
+            "detail": r["detail"],
+            "updated_at": _iso(r["updated_at"]),
+        }
+        for r in await deliveries.campaign_deliveries(campaign_id)
+    ]
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def cron_trigger(expr: str, tz: ZoneInfo, end: datetime | None = None) -> CronTrigger:

@@ -15,13 +15,13 @@ from scheduler.campaigns import (
     Campaign,
     CampaignSpec,
     CampaignStore,
-    DeliveryStatusSource,
     cron_trigger,
     delivery_report,
 )
 from scheduler.config import SchedulerConfig
 from scheduler.conversations import ConversationLog
 from scheduler.db import create_store_engine
+from scheduler.deliveries import PromptDeliveries
 from scheduler.errors import SchedulerError
 from scheduler.intent_followup import follow_up_time
 from scheduler.outreach import OutreachSender
@@ -31,23 +31,21 @@ from scheduler.timeutil import as_utc, utcnow
 
 
 class SchedulerClient:
-    def __init__(
-        self, config: SchedulerConfig, publisher: PromptPublisher, ledger: DeliveryStatusSource | None = None
-    ) -> None:
+    def __init__(self, config: SchedulerConfig, publisher: PromptPublisher, deliveries: PromptDeliveries) -> None:
         self.config = config
         self._tz = ZoneInfo(config.timezone)
-        self.engine = create_store_engine(config.effective_store_url)
+        self.engine = create_store_engine(config.effective_store_url, **config.timeouts)
         self.campaigns = CampaignStore(self.engine)
         self.conversation_log = ConversationLog(self.engine)
-        self._ledger = ledger
+        self.deliveries = deliveries
         policy = OutreachPolicy(self.engine, config.per_user_min_interval_s, config.quiet_hours, self._tz)
         # Deferred prompts are only recorded (with their payload); the scheduler process schedules them.
-        self.sender = OutreachSender(self.engine, policy, publisher, lambda prompt, when, respect: None)
+        self.sender = OutreachSender(deliveries, policy, publisher, lambda prompt, when, respect: None)
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def create_campaign(self, spec: CampaignSpec) -> Campaign:
+    async def create_campaign(self, spec: CampaignSpec) -> Campaign:
         at = spec.schedule.at
         if at is not None and self._utc(at) < utcnow() - timedelta(seconds=60):
             raise SchedulerError(f"schedule.at {at.isoformat()} is in the past")
@@ -59,17 +57,17 @@ class SchedulerClient:
     def get_campaign(self, campaign_id: str) -> Campaign:
         return self.campaigns.get(campaign_id)
 
-    def pause_campaign(self, campaign_id: str) -> Campaign:
+    async def pause_campaign(self, campaign_id: str) -> Campaign:
         return self.campaigns.transition(campaign_id, "pause")
 
-    def resume_campaign(self, campaign_id: str) -> Campaign:
+    async def resume_campaign(self, campaign_id: str) -> Campaign:
         return self.campaigns.transition(campaign_id, "resume")
 
-    def cancel_campaign(self, campaign_id: str) -> Campaign:
+    async def cancel_campaign(self, campaign_id: str) -> Campaign:
         return self.campaigns.transition(campaign_id, "cancel")
 
     async def campaign_deliveries(self, campaign_id: str) -> list[dict[str, Any]]:
-        return await delivery_report(self.campaigns, campaign_id, self._ledger)
+        return await delivery_report(self.campaigns, campaign_id, self.deliveries)
 
     def next_run_time(self, campaign_id: str) -> datetime | None:
         """Computed from the campaign's schedule (the job itself lives in the scheduler process)."""
@@ -95,7 +93,7 @@ class SchedulerClient:
         now = utcnow()
         at = max(follow_up_time(when, now) or now, now)
         prompt = callback_prompt(user_id, max(at, now), reason, self.config.prompt_ttl_s)
-        self.sender.defer(prompt, at, False, f"callback requested: {reason}")
+        await self.sender.defer(prompt, at, False, f"callback requested: {reason}")
         return prompt.idempotency_key
 
     def _utc(self, value: datetime) -> datetime:

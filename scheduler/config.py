@@ -22,6 +22,9 @@ class SchedulerConfig(BaseModel):
     campaign_sync_interval_s: int = Field(5, ge=1)  # picks up campaigns written by another process
     consumer_group: str = "scheduler"  # bus consumer group of the conversation-event subscription
     instance_name: str = "default"  # names this scheduler in persisted job arguments
+    connect_timeout_s: float = Field(default=5.0, gt=0)  # PostgreSQL: give up connecting after this long
+    # PostgreSQL: statement_timeout of every statement; SQLite: how long a writer waits for a lock.
+    statement_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("quiet_hours")
     @classmethod
@@ -33,3 +36,7 @@ class SchedulerConfig(BaseModel):
     @property
     def effective_store_url(self) -> str:
         return self.store_url or self.jobstore_url
+
+    @property
+    def timeouts(self) -> dict[str, float]:
+        return {"connect_timeout_s": self.connect_timeout_s, "statement_timeout_s": self.statement_timeout_s}

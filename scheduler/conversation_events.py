@@ -1,4 +1,4 @@
-"""Feeds ``voice_conversation`` bus messages (``server.bus.schemas.ConversationEvent``) into the log."""
+"""Feeds ``voice_conversation`` bus messages (``messaging.schemas.ConversationEvent``) into the log."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from messaging.schemas import ConversationEvent
 from scheduler.conversations import ConversationLog
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ def record_conversation_event(log_store: ConversationLog, event: Any) -> None:
 
 def subscribe_conversation_log(bus: Any, topic: str, group: str, log_store: ConversationLog) -> Any:
     """Subscribe ``log_store`` to ``topic`` (``voice_conversation``); returns the bus Subscription."""
-    from server.bus.schemas import ConversationEvent
-
     async def handle(message: Any) -> None:
         # parse() raises PoisonMessage for bodies that can never be used: the bus dead-letters them.
         record_conversation_event(log_store, ConversationEvent.parse(message.body))

@@ -1,4 +1,4 @@
-"""Tables of the scheduler's own store (campaigns, deliveries, conversation log, intent results).
+"""Tables of the scheduler's own store (campaigns, conversation log, intent results, last contacts).
 
 They live in the database named by ``SchedulerConfig.store_url`` (default: the job store's database), so a
 single SQLite file or PostgreSQL database holds everything the scheduler needs to survive a restart.
@@ -24,22 +24,6 @@ campaigns = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_run_at", sa.DateTime(timezone=True)),
-)
-
-deliveries = sa.Table(
-    "scheduler_deliveries",
-    metadata,
-    sa.Column("idempotency_key", sa.String(300), primary_key=True),
-    sa.Column("campaign_id", sa.String(64), index=True),
-    sa.Column("source", sa.String(16), nullable=False),  # campaign | intent | callback | admin
-    sa.Column("user_id", sa.String(200), nullable=False, index=True),
-    sa.Column("prompt_id", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # scheduled | deferred | published | dropped
-    sa.Column("detail", sa.String(500)),
-    sa.Column("run_at", sa.DateTime(timezone=True), nullable=False),
-    # For prompts waiting to be published: the prompt itself, so any scheduler process can (re)schedule it.
-    sa.Column("payload", sa.JSON(none_as_null=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 conversations = sa.Table(
@@ -97,9 +81,20 @@ def database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_store_engine(url: str) -> Engine:
+def create_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout_s: float = 30.0) -> Engine:
+    """The scheduler's engine for ``url`` (job store or store), with the project's database timeouts:
+    PostgreSQL's connect timeout and statement timeout, SQLite's busy timeout (see docs/CONTRACTS.md)."""
+    url = database_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        return sa.create_engine(url, connect_args={"timeout": statement_timeout_s})
+    options = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
+    connect_args = {"connect_timeout": max(1, round(connect_timeout_s)), "options": options}
+    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+
+
+def create_store_engine(url: str, **timeouts: float) -> Engine:
     """Engine for ``url`` with the scheduler tables created."""
-    engine = sa.create_engine(database_url(url), future=True)
+    engine = create_engine(url, **timeouts)
     _create_tables(engine)
     return engine
 

@@ -114,6 +114,6 @@ class IntentFollowUpJob:
             reason=f"follow-up on {result.label}",
         )
         if start > now:
-            self._sender.defer(prompt, start, True, f"follow-up requested for {start.isoformat()}")
+            await self._sender.defer(prompt, start, True, f"follow-up requested for {start.isoformat()}")
         else:
             await self._sender.send(prompt, now)

@@ -48,4 +48,4 @@ async def deferred_prompt_job(instance: str, prompt: dict[str, Any], respect_pol
 
 
 async def campaign_sync_job(instance: str) -> None:
-    _service(instance).sync_campaigns()
+    await _service(instance).sync_campaigns()

@@ -1,7 +1,7 @@
 """The prompt the scheduler wants spoken, and the port that publishes it to the ``voice_proactive`` topic.
 
 The scheduler builds ``OutgoingPrompt`` values; ``BusPromptPublisher`` turns them into the bus schema
-(``server.bus.schemas.ProactivePrompt``) so the wire format stays owned by ``server.bus``.
+(``messaging.schemas.ProactivePrompt``) so the wire format stays owned by ``messaging``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from messaging.bus import MessageBus
+from messaging.schemas import ProactivePrompt
 from scheduler.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -53,28 +55,15 @@ class PromptPublisher(Protocol):
     async def publish_prompt(self, prompt: OutgoingPrompt) -> None: ...
 
 
-class BusPublisher(Protocol):
-    """The part of ``server.bus.base.MessageBus`` the scheduler uses to publish."""
-
-    async def publish(
-        self,
-        topic: str,
-        body: bytes,
-        key: str | None = None,
-        tag: str | None = None,
-        properties: dict[str, str] | None = None,
-    ) -> Any: ...
-
-
 class BusPromptPublisher:
     """PromptPublisher on the message bus: one ``ProactivePrompt`` message per prompt, keyed by user id."""
 
-    def __init__(self, bus: BusPublisher, topic: str = "voice_proactive") -> None:
+    def __init__(self, bus: MessageBus, topic: str = "voice_proactive") -> None:
         self._bus = bus
         self._topic = topic
 
     async def publish_prompt(self, prompt: OutgoingPrompt) -> None:
-        body = encode_proactive_prompt(prompt)
+        body = proactive_prompt(prompt).to_bytes()
         await self._bus.publish(
             self._topic,
             body,
@@ -88,11 +77,9 @@ class BusPromptPublisher:
         )
 
 
-def encode_proactive_prompt(prompt: OutgoingPrompt) -> bytes:
-    """Serialise as ``server.bus.schemas.ProactivePrompt`` (schema owned by server.bus)."""
-    from server.bus.schemas import ProactivePrompt
-
-    message = ProactivePrompt(
+def proactive_prompt(prompt: OutgoingPrompt) -> ProactivePrompt:
+    """The bus message of ``prompt`` (schema ``messaging.schemas.ProactivePrompt``)."""
+    return ProactivePrompt(
         message_id=prompt.prompt_id,
         idempotency_key=prompt.idempotency_key,
         user_id=prompt.user_id,
@@ -103,7 +90,6 @@ def encode_proactive_prompt(prompt: OutgoingPrompt) -> bytes:
         expires_at=prompt.expires_at.timestamp(),
         campaign_id=prompt.campaign_id,
     )
-    return message.to_bytes()
 
 
 # 0 = most urgent: a call-back the user asked for beats a follow-up the scheduler guessed.

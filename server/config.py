@@ -1,8 +1,6 @@
-"""Typed settings of the server, its transports and the message bus (sections ``server`` and ``bus``)."""
+"""Typed settings of the server and its transports (section ``server``)."""
 
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,33 +31,18 @@ class ServerConfig(BaseModel):
     admin_token: str = "change-me"  # the admin API and dashboard refuse requests without it
     call_token: str | None = None  # when set, call endpoints require it
     ice_servers: list[IceServer] = []
-    records_db: str = "data/calls.sqlite3"  # a SQLite path, or a postgresql:// DSN (several nodes)
     call: CallConfig = CallConfig()
     rag: bool = True  # start the knowledge base in `serve` and give calls retrieval; off: LLM only
 
 
-class RocketMQConfig(BaseModel):
-    endpoints: str = "127.0.0.1:8081"
-    access_key: str | None = None
-    secret_key: str | None = None
-    request_timeout_s: float = Field(default=5.0, gt=0)
-    # A received message stays hidden from the group this long (extended while its handler runs).
-    invisible_duration_s: float = Field(default=60.0, ge=1)
-    receive_wait_s: float = Field(default=5.0, ge=1)  # long-polling wait; also bounds how long close() takes
-    receive_batch: int = Field(default=16, ge=1, le=32)
-    publish_timeout_s: float = Field(default=30.0, gt=0)  # retry a publish this long (broker restarts)
+class StorageConfig(BaseModel):
+    """Where the server's stores live (section ``storage``): each a SQLite path (one machine) or a
+    ``postgresql://`` DSN (nodes on several machines share it). The timeouts apply to every database
+    connection of the server (``server.storage.engine``)."""
 
-
-class BusConfig(BaseModel):
-    backend: Literal["embedded", "rocketmq"] = "embedded"
-    rocketmq: RocketMQConfig = RocketMQConfig()
-    topic_proactive: str = "voice_proactive"
-    topic_conversation: str = "voice_conversation"
-    topic_knowledge: str = "knowledge_changes"
-    max_attempts: int = Field(default=5, ge=1)
-    retry_backoff_s: float = Field(default=1.0, ge=0)  # delay before the 2nd delivery; doubles per attempt
-    retry_backoff_max_s: float = Field(default=60.0, ge=0)
-    dead_letter_suffix: str = "_dlq"  # dead letters of <topic> go to <topic>_dlq
-    handler_concurrency: int = Field(default=16, ge=1)  # handlers running at once per subscription
-    close_timeout_s: float = Field(default=10.0, ge=0)
-    proactive_ledger: str = "data/proactive_ledger.sqlite3"  # delivery ledger: SQLite path or postgresql:// DSN
+    records: str = "data/calls.sqlite3"  # call records
+    # The prompt delivery ledger, shared by the scheduler and every node.
+    delivery_ledger: str = "data/proactive_ledger.sqlite3"
+    connect_timeout_s: float = Field(default=5.0, gt=0)  # PostgreSQL: give up connecting after this long
+    # PostgreSQL: statement_timeout of every statement; SQLite: how long a writer waits for a lock.
+    statement_timeout_s: float = Field(default=30.0, gt=0)

@@ -15,8 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from configs.settings import Settings
+import sqlalchemy as sa
+
 from server.provision import MODEL_PACKAGES, ModelMissing
+from server.settings import Settings
+from server.storage.engine import create_engine, database_url
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,23 @@ def _check_bus(settings: Settings) -> CheckResult:
     return CheckResult("bus: rocketmq", ok, detail if ok else f"{detail}; start it: scripts/rocketmq.sh start")
 
 
+def _check_database(label: str, target: str, connect_timeout_s: float) -> CheckResult:
+    """SQLite: where the file goes; PostgreSQL: connect and ``SELECT 1`` the way the stores do
+    (``server.storage.engine``: SQLAlchemy and psycopg 3)."""
+    if not target.startswith(("postgresql://", "postgres://")):
+        return CheckResult(label, True, f"SQLite file {Path(target).resolve()}")
+    try:
+        engine = create_engine(target, connect_timeout_s=connect_timeout_s, statement_timeout_s=5.0)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
+        return CheckResult(label, False, f"cannot connect: {getattr(exc, 'orig', None) or exc}")
+    return CheckResult(label, True, f"{database_url(target).render_as_string()} connected")
+
+
 def _check_store(settings: Settings) -> CheckResult:
     if settings.knowledge.store == "embedded":
         parent = Path(settings.knowledge.embedded_path).resolve().parent
@@ -82,14 +102,15 @@ def _check_store(settings: Settings) -> CheckResult:
     dsn = settings.knowledge.postgres_dsn
     if not dsn:
         return CheckResult("knowledge: postgres", False, "knowledge.postgres_dsn is not set")
-    try:
-        import psycopg
+    return _check_database("knowledge: postgres", dsn, min(2.0, settings.knowledge.connect_timeout_s))
 
-        with psycopg.connect(dsn, connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
-        return CheckResult("knowledge: postgres", False, f"cannot connect: {exc}")
-    return CheckResult("knowledge: postgres", True, "connected")
+
+def _check_storage(settings: Settings) -> list[CheckResult]:
+    timeout = min(2.0, settings.storage.connect_timeout_s)
+    return [
+        _check_database("storage: call records", settings.storage.records, timeout),
+        _check_database("storage: delivery ledger", settings.storage.delivery_ledger, timeout),
+    ]
 
 
 def _check_binary(label: str, name: str, hint: str) -> CheckResult:
@@ -106,6 +127,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         lambda: _check_llm(settings),
         lambda: _check_bus(settings),
         lambda: _check_store(settings),
+        lambda: _check_storage(settings),
     ]
     results: list[CheckResult] = []
     for check in checks:

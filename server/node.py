@@ -1,7 +1,8 @@
-"""One RTC server node, composed: what ``voice-agent serve`` runs.
+"""The composition root: what ``voice-agent serve`` and ``voice-agent scheduler`` run, and what tests and
+benches start. Nothing else in the tree builds a bus, a store, a model or a knowledge base for a node.
 
     scheduler ──ProactivePrompt──> bus (voice_proactive) ──> ProactivePromptConsumer ──> SessionRegistry
-        ^                                                         │ DeliveryLedger (SQLite or PG)
+        ^                                                         │ delivery ledger (SQLite or PG)
         └──ConversationEvent── calls <── speak_proactive ─────────┘
     bus (knowledge_changes) ──> KnowledgeBase.change_handler
 
@@ -17,55 +18,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+from collections.abc import Callable
 from typing import Any
 
-from configs.settings import Settings
-from server.app import build_deps, knowledge_routes, run_server, start_knowledge
-from server.bus.base import MessageBus, Subscription
-from server.bus.registry import create_bus
+from messaging.bus import MessageBus, Subscription
+from messaging.registry import create_bus
+from server.calls.conversation_events import ConversationEventPublisher
+from server.calls.registry import SessionRegistry
+from server.calls.session import CallDeps
+from server.http.app import create_app, knowledge_routes, serve
 from server.proactive import ProactivePromptConsumer
-from server.proactive.ledger import DeliveryLedgerStore, open_delivery_ledger
-from server.registry import SessionRegistry
+from server.proactive.held_prompts import HeldPromptGreeting
+from server.settings import Settings
+from server.storage.call_records import open_call_record_store
+from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
 
 log = logging.getLogger(__name__)
 
 SUBSCRIBE_TIMEOUT_S = 90.0  # RocketMQ: route lookup and the first receive of each consumer group
-
-
-class HeldPromptGreeting:
-    """``on_call_connected`` hook: after the greeting, speak the prompts held while the caller was offline.
-
-    ``pop_pending`` returns each held, unexpired prompt once (most urgent first). One that could not be
-    spoken (no pause, cut off, call ended) goes back to ``pending`` for the user's next call."""
-
-    def __init__(self, consumer: ProactivePromptConsumer, ledger: DeliveryLedgerStore, node_id: str) -> None:
-        self.consumer = consumer
-        self.ledger = ledger
-        self.node_id = node_id
-
-    async def __call__(self, session: Any) -> None:
-        if not session.user_id:
-            return
-        prompts = await self.consumer.pop_pending(session.user_id)
-        for index, prompt in enumerate(prompts):
-            try:
-                spoken = await session.speak_proactive(prompt.spoken_text, prompt.message_id)
-            except asyncio.CancelledError:
-                await asyncio.shield(self._hold_again(prompts[index:], "call ended before it was spoken"))
-                raise
-            if not spoken:
-                await self._hold_again([prompt], "not spoken at connect (no pause, cut off or call ended)")
-            else:
-                log.info(
-                    "held proactive prompt spoken: key=%s user=%s call=%s",
-                    prompt.idempotency_key,
-                    prompt.user_id,
-                    session.call_id,
-                )
-
-    async def _hold_again(self, prompts: list[Any], detail: str) -> None:
-        for prompt in prompts:
-            await self.ledger.mark_failed(prompt, self.node_id, detail)
 
 
 class VoiceNode:
@@ -93,20 +64,24 @@ class VoiceNode:
     async def _start(self) -> None:
         s = self.settings
         # A path or a postgresql:// DSN; connecting to PostgreSQL blocks, so off the loop.
-        self.ledger = await asyncio.to_thread(open_delivery_ledger, s.bus.proactive_ledger)
+        self.ledger = await asyncio.to_thread(_open_ledger, s)
         self._cleanup.callback(self.ledger.close)
         kb = await self._start_knowledge()
         self.bus: MessageBus = create_bus(s.bus)
         self._cleanup.push_async_callback(self.bus.close)
         llm = await asyncio.to_thread(_shared_llm, s)  # one model for calls and intent analysis
         self.scheduler = await self._start_scheduler(llm)
-        self.deps = await build_deps(
+        self.deps = await build_call_deps(
             s,
             registry=self.registry,
             retriever=kb.retriever if kb is not None else None,
+            embedder=kb.embedder if kb is not None else None,
             callback_scheduler=self.scheduler,
             bus=self.bus,
         )
+        self._cleanup.callback(self.deps.records.close)
+        if self.deps.conversation_events is not None:
+            self._cleanup.push_async_callback(self.deps.conversation_events.drain)
         self.consumer = ProactivePromptConsumer(
             self.bus, self.registry, self.ledger, self.node_id, topic=s.bus.topic_proactive
         )
@@ -133,27 +108,24 @@ class VoiceNode:
         return kb
 
     async def _start_scheduler(self, llm: Any) -> Any:
-        from scheduler.ledger_status import LedgerStatusSource
-
         s = self.settings
-        status = LedgerStatusSource(self.ledger)
         if s.bus.backend == "embedded":
             from scheduler.runner import start_embedded_scheduler
 
-            service = await start_embedded_scheduler(s, self.bus, llm=llm, ledger=status)
+            service = await start_embedded_scheduler(s, self.bus, self.ledger, llm=llm)
             self._cleanup.push_async_callback(service.stop)
             return service
         from scheduler.client import SchedulerClient
         from scheduler.publishing import BusPromptPublisher
 
-        client = SchedulerClient(s.scheduler, BusPromptPublisher(self.bus, s.bus.topic_proactive), status)
+        client = SchedulerClient(s.scheduler, BusPromptPublisher(self.bus, s.bus.topic_proactive), self.ledger)
         self._cleanup.callback(client.close)
         log.info("bus backend %s: campaigns and call-backs run in `voice-agent scheduler`", s.bus.backend)
         return client
 
     def _admin_routes(self) -> list[Any]:
-        from server.admin import AdminDeps, admin_routes
-        from server.admin.latency import PrometheusLatency
+        from server.http.admin import AdminDeps, admin_routes
+        from server.http.admin.latency import PrometheusLatency
 
         deps = AdminDeps.from_scheduler(
             self.scheduler,
@@ -169,10 +141,9 @@ class VoiceNode:
         async def on_started(app: Any) -> None:
             started.set()
 
+        app = create_app(self.settings, self.deps, extra_routes=routes)
         self._server = asyncio.create_task(
-            run_server(
-                self.settings, deps=self.deps, extra_routes=routes, on_started=on_started, stop=self._stop
-            ),
+            serve(app, self.settings.server.host, self.settings.server.port, on_started=on_started, stop=self._stop),
             name=f"node-{self.node_id}-http",
         )
         waiter = asyncio.create_task(started.wait())
@@ -194,7 +165,8 @@ class VoiceNode:
             task.cancel()
 
     async def stop(self) -> None:
-        """End every call (records saved), stop serving, then close scheduler, bus, knowledge, ledger."""
+        """End every call (records saved), stop serving, then close events, records, scheduler, bus,
+        knowledge and ledger."""
         self._stop.set()
         try:
             if self._server is not None:
@@ -213,10 +185,159 @@ async def run_node(settings: Settings, stop_event: asyncio.Event | None = None) 
         await node.stop()
 
 
+async def run_scheduler_process(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """``voice-agent scheduler``: the scheduler's jobs on the configured bus, until SIGINT/SIGTERM or ``stop``."""
+    from scheduler.runner import start_embedded_scheduler
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as cleanup:
+        bus = create_bus(settings.bus)
+        cleanup.push_async_callback(bus.close)
+        ledger = await asyncio.to_thread(_open_ledger, settings)
+        cleanup.callback(ledger.close)
+        service = await start_embedded_scheduler(settings, bus, ledger)
+        cleanup.push_async_callback(service.stop)
+        await bus.start()
+        log.info("scheduler running; stop with Ctrl-C")
+        await stop.wait()
+
+
+async def start_knowledge(settings: Settings) -> Any:
+    """The knowledge base (RAG retriever and upload routes), or None when it cannot start here."""
+    try:
+        from knowledge.knowledge_base import KnowledgeBase
+
+        kb = KnowledgeBase(settings.knowledge)
+        await kb.start()
+        return kb
+    except Exception as exc:  # noqa: BLE001 - a missing embedding model must not stop calls: they run without RAG
+        log.warning(
+            "knowledge base not started, calls run without retrieval: %s: %s", type(exc).__name__, exc
+        )
+        return None
+
+
+async def build_call_deps(
+    settings: Settings,
+    *,
+    registry: SessionRegistry | None = None,
+    retriever: Any = None,
+    callback_scheduler: Any = None,
+    bus: MessageBus | None = None,
+    embedder: Any = None,
+) -> CallDeps:
+    """Load the shared models (STT, TTS, LLM) once and build what every call needs.
+
+    ``retriever``: ``agent.retrieval.Retriever`` for RAG (e.g. ``KnowledgeBase.retriever``);
+    ``callback_scheduler``: ``agent.tools.CallbackScheduler`` for the schedule-callback tool;
+    ``bus``: a started ``messaging.MessageBus``: calls publish ``ConversationEvent``s on it;
+    ``embedder``: the knowledge base's embedder, so grounded answers rank evidence sentences by meaning.
+    The caller closes ``deps.records`` (and drains ``deps.conversation_events``) when done."""
+    from agent.llm.registry import create_llm
+    from speech.stt.registry import create_stt
+    from speech.tts.registry import create_tts
+
+    stt = create_stt(settings.speech.stt)
+    tts = await asyncio.to_thread(create_tts, settings.speech.tts)
+    llm = await asyncio.to_thread(create_llm, settings.agent.llm)
+    await stt.warm_up()
+    await _warm_up(tts, llm)
+    storage = settings.storage
+    records = await asyncio.to_thread(
+        open_call_record_store,
+        storage.records,
+        connect_timeout_s=storage.connect_timeout_s,
+        statement_timeout_s=storage.statement_timeout_s,
+    )
+    return CallDeps(
+        speech=settings.speech,
+        call=settings.server.call,
+        ice_servers=list(settings.server.ice_servers),
+        node_id=settings.server.node_id,
+        greeting=settings.agent.greeting,
+        stt=stt,
+        tts=tts,
+        new_conversation=conversation_factory(settings, llm, retriever, callback_scheduler, embedder),
+        records=records,
+        registry=registry if registry is not None else SessionRegistry(),  # an empty registry is falsy
+        conversation_events=(
+            ConversationEventPublisher(bus, settings.bus.topic_conversation, settings.server.node_id)
+            if bus is not None
+            else None
+        ),
+    )
+
+
+async def _warm_up(tts: Any, llm: Any) -> None:
+    """One tiny synthesis and generation at start-up, so the first caller does not pay for lazy init."""
+    from agent.llm.base import Message
+
+    try:
+        async for _ in tts.synthesize("Hello."):
+            pass
+        async for _ in llm.stream_chat([Message("user", "Hi")], max_tokens=1):
+            pass
+    except Exception:  # a failing warm-up is not fatal: the first call will show the error
+        log.exception("model warm-up failed")
+
+
+def conversation_factory(
+    settings: Settings,
+    llm: Any,
+    retriever: Any = None,
+    callback_scheduler: Any = None,
+    embedder: Any = None,
+) -> Callable[[str | None, Any], Any]:
+    """``(user_id, call_control) -> agent.conversation.Conversation`` on the shared LLM, with tools and memory."""
+    from agent.conversation import Conversation
+    from agent.memory import MemoryStore
+    from agent.tools import ToolBox
+
+    cfg = settings.agent
+    memory = MemoryStore(cfg.memory_path, cfg.memory_max_facts)
+
+    def new_conversation(user_id: str | None, call_control: Any) -> Any:
+        uid = user_id or "anonymous"
+        tools = ToolBox(
+            retriever,
+            callback_scheduler,
+            call_control,
+            user_id=uid,
+            fallback=cfg.tool_fallback,
+            transfer_target=cfg.transfer_target,
+            top_k=cfg.retrieval_top_k,
+        )
+        return Conversation(
+            llm,
+            cfg,
+            retriever=retriever,
+            tools=tools,
+            memory=memory if user_id else None,
+            user_id=uid,
+            call_id=getattr(call_control, "call_id", None),
+            embedder=embedder,
+        )
+
+    return new_conversation
+
+
+def _open_ledger(settings: Settings) -> SqlDeliveryLedger:
+    storage = settings.storage
+    return open_delivery_ledger(
+        storage.delivery_ledger,
+        connect_timeout_s=storage.connect_timeout_s,
+        statement_timeout_s=storage.statement_timeout_s,
+    )
+
+
 def _shared_llm(settings: Settings) -> Any:
     from agent.llm.registry import create_llm
 
-    return create_llm(settings.agent.llm)  # the process-wide instance build_deps gets too
+    return create_llm(settings.agent.llm)  # the process-wide instance build_call_deps gets too
 
 
 def _knowledge_group(settings: Settings) -> str:

@@ -33,22 +33,6 @@ class DocumentRecord:
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-    def status_row(self, tags: Any) -> tuple[Any, ...]:
-        """Values of the status upsert both stores run, in column order; ``tags`` as the driver stores them."""
-        return (
-            self.doc_id,
-            self.tenant,
-            self.source,
-            tags,
-            self.title,
-            self.content_type,
-            self.version,
-            self.status,
-            self.error,
-            self.attempts,
-            self.updated_at,
-        )
-
 
 @dataclass(frozen=True)
 class ChunkRecord:
@@ -97,6 +81,31 @@ class SearchFilters:
         return cls(
             filters.get("tenant"), filters.get("source"), (tags,) if isinstance(tags, str) else tuple(tags)
         )
+
+
+CHUNK_COLUMNS = "doc_id, version, ordinal, text, heading, title, tenant, source, tags, embedding"
+
+
+def chunk_row(r: DocumentRecord, c: ChunkRecord, tags: Any, embedding: Any) -> tuple[Any, ...]:
+    """Values of one chunk row in ``CHUNK_COLUMNS`` order; ``tags``/``embedding`` as the store keeps them."""
+    return (r.doc_id, r.version, c.ordinal, c.text, c.heading, r.title, r.tenant, r.source, tags, embedding)
+
+
+def metadata_conditions(
+    f: SearchFilters, mark: str, column: str = "{}", tag: str = ""
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions and their arguments for ``f``: exact tenant and source, and ``tag`` once per tag
+    (each store says how it tests a tag). ``mark`` is the driver's placeholder, ``column`` qualifies names."""
+    where: list[str] = []
+    args: list[Any] = []
+    for name, value in (("tenant", f.tenant), ("source", f.source)):
+        if value:
+            where.append(f"{column.format(name)} = {mark}")
+            args.append(value)
+    for value in f.tags if tag else ():
+        where.append(tag)
+        args.append(value)
+    return where, args
 
 
 def source_id(doc_id: str, ordinal: int) -> str:
@@ -194,21 +203,6 @@ _STOPWORDS = frozenset(
         "no",
     ]
 )
-
-
-def document_list_clause(
-    tenant: str | None, status: str | None, limit: int, offset: int, placeholder: str
-) -> tuple[str, tuple[Any, ...]]:
-    """WHERE/ORDER/LIMIT clause of ``list_documents``, shared by the stores; ``placeholder`` is the driver's."""
-    where, args = [], []
-    for col, val in (("tenant", tenant), ("status", status)):
-        if val is not None:
-            where.append(f"{col} = {placeholder}")
-            args.append(val)
-    clause = ("WHERE " + " AND ".join(where) if where else "") + (
-        f" ORDER BY updated_at DESC LIMIT {placeholder} OFFSET {placeholder}"
-    )
-    return clause, (*args, limit, offset)
 
 
 def query_terms(query: str) -> list[str]:

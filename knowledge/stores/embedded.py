@@ -1,57 +1,55 @@
 """Embedded store: one SQLite file. FTS5 (bm25) for full text; vectors as blobs plus an in-memory numpy
-matrix for cosine search, loaded at start and updated on every commit.
+matrix for cosine search, loaded at start and updated on every commit. Document status rows are the
+shared ``knowledge.stores.documents`` implementation.
 
-All SQLite work and matrix updates run on one dedicated thread: SQLite connections are not shared across
-threads, writes are serialised anyway, and the event loop never blocks on disk.
+All SQLite work and matrix updates run on one dedicated thread (through a SQLAlchemy engine,
+``knowledge.stores.sql``): writes are serialised anyway, and the event loop never blocks on disk.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import sqlite3
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from knowledge.errors import StoreError
+from knowledge.stores import documents as status
 from knowledge.stores.base import (
+    CHUNK_COLUMNS,
     ChunkRecord,
     DocumentRecord,
     RetrievedChunk,
     SearchFilters,
-    document_list_clause,
+    chunk_row,
+    metadata_conditions,
     query_terms,
     source_id,
 )
+from knowledge.stores.documents import SqlDocumentStore
+from knowledge.stores.sql import create_engine
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    doc_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, source TEXT NOT NULL, tags TEXT NOT NULL,
-    title TEXT, content_type TEXT, version INTEGER NOT NULL, ready_version INTEGER,
-    status TEXT NOT NULL, error TEXT, attempts INTEGER NOT NULL, chunk_count INTEGER NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, version INTEGER NOT NULL, ordinal INTEGER NOT NULL,
-    text TEXT NOT NULL, heading TEXT, title TEXT, tenant TEXT NOT NULL, source TEXT NOT NULL,
-    tags TEXT NOT NULL, embedding BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, heading, tokenize = 'porter unicode61');
-"""
-
-_DOC_COLUMNS = (
-    "doc_id, tenant, source, tags, title, content_type, version, ready_version, status, error, attempts, "
-    "chunk_count, updated_at"
+_SCHEMA = (
+    (
+        "CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, version INTEGER NOT NULL,"
+        " ordinal INTEGER NOT NULL, text TEXT NOT NULL, heading TEXT, title TEXT, tenant TEXT NOT NULL,"
+        " source TEXT NOT NULL, tags TEXT NOT NULL, embedding BLOB NOT NULL)"
+    ),
+    "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, heading, tokenize = 'porter unicode61')",
+)
+# Round 1 kept the status rows in a table named ``documents``; they are copied once into the shared table.
+_LEGACY_DOCUMENTS = (
+    "INSERT INTO knowledge_documents (doc_id, tenant, source, tags, title, content_type, version, ready_version,"
+    " status, error, attempts, chunk_count, updated_at) SELECT doc_id, tenant, source, tags, title, content_type,"
+    " version, ready_version, status, error, attempts, chunk_count, updated_at FROM documents WHERE true"
+    " ON CONFLICT (doc_id) DO NOTHING"
 )
 
 
@@ -131,36 +129,30 @@ class _VectorMatrix:
         return [(int(self._ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
 
-class EmbeddedStore:
+class EmbeddedStore(SqlDocumentStore):
     """``KnowledgeStore`` in one SQLite file (no server); for a single node."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
+        super().__init__("sqlite", workers=1)  # one thread: the vector matrix is not locked
         self.path = Path(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="knowledge-sqlite")
-        self._db: sqlite3.Connection | None = None
+        self.busy_timeout_s = busy_timeout_s
         self._vectors = _VectorMatrix()
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise StoreError(f"embedded store {self.path} is not started; call start() first")
-        return self._db
 
     async def start(self) -> None:
         await self._run(self._open)
 
     def _open(self) -> None:
-        if self.path.parent:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
-        self._db = db
-        rows = db.execute("SELECT id, embedding, tenant, source, tags FROM chunks").fetchall()
+        engine = create_engine(
+            self.path, connect_timeout_s=self.busy_timeout_s, statement_timeout_s=self.busy_timeout_s
+        )
+        with engine.begin() as conn:
+            status.metadata.create_all(conn)
+            for statement in _SCHEMA:
+                conn.exec_driver_sql(statement)
+            if sa.inspect(conn).has_table("documents"):
+                conn.exec_driver_sql(_LEGACY_DOCUMENTS)
+            rows = conn.exec_driver_sql("SELECT id, embedding, tenant, source, tags FROM chunks").all()
+        self._engine = engine
         if rows:
             vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
             self._vectors.add(
@@ -168,120 +160,52 @@ class EmbeddedStore:
             )
         log.info("embedded knowledge store %s opened with %d chunks", self.path, len(rows))
 
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._run(self.db.close)
-            self._db = None
-        self._executor.shutdown(wait=True)
-
-    # --- documents -------------------------------------------------------------------------------------
-    async def save_status(self, record: DocumentRecord) -> None:
-        await self._run(self._save_status, record)
-
-    def _save_status(self, r: DocumentRecord) -> None:
-        """Upsert the status row; never moves it back to an older version, never touches ready_version."""
-        r.updated_at = time.time()
-        self.db.execute(
-            f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,NULL,?,?,?,0,?) "
-            "ON CONFLICT(doc_id) DO UPDATE SET tenant = excluded.tenant, source = excluded.source, "
-            "tags = excluded.tags, title = excluded.title, content_type = excluded.content_type, "
-            "version = excluded.version, status = excluded.status, error = excluded.error, "
-            "attempts = excluded.attempts, updated_at = excluded.updated_at "
-            "WHERE excluded.version >= documents.version",
-            r.status_row(json.dumps(r.tags)),
-        )
-
-    async def get_document(self, doc_id: str) -> DocumentRecord | None:
-        rows = await self._run(self._select_docs, "WHERE doc_id = ?", (doc_id,))
-        return rows[0] if rows else None
-
-    async def list_documents(
-        self, tenant: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
-    ) -> list[DocumentRecord]:
-        clause, args = document_list_clause(tenant, status, limit, offset, "?")
-        return await self._run(self._select_docs, clause, args)
-
-    def _select_docs(self, clause: str, args: tuple[Any, ...]) -> list[DocumentRecord]:
-        rows = self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents {clause}", args).fetchall()
-        return [_record(row) for row in rows]
-
     async def replace_document(self, record: DocumentRecord, chunks: Sequence[ChunkRecord]) -> bool:
         return await self._run(self._replace, record, list(chunks))
 
     def _replace(self, r: DocumentRecord, chunks: list[ChunkRecord]) -> bool:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute(
-                "SELECT version, ready_version FROM documents WHERE doc_id = ?", (r.doc_id,)
-            ).fetchone()
-            if row and row[1] is not None and row[1] >= r.version:
-                db.execute("ROLLBACK")
+        with self.engine.begin() as conn:  # not _write: the vector matrix changes after the commit
+            known = status.versions(conn, r.doc_id)
+            if known and known[1] is not None and known[1] >= r.version:
                 return False
-            old_ids = self._delete_chunks(r.doc_id)
+            old_ids = self._delete_chunks(conn, r.doc_id)
             tags = json.dumps(r.tags)
             new_ids = []
             for c in chunks:
-                cur = db.execute(
-                    "INSERT INTO chunks (doc_id, version, ordinal, text, heading, title, tenant, source, tags, "
-                    "embedding) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        r.doc_id,
-                        r.version,
-                        c.ordinal,
-                        c.text,
-                        c.heading,
-                        r.title,
-                        r.tenant,
-                        r.source,
-                        tags,
-                        c.embedding.astype(np.float32).tobytes(),
-                    ),
+                cur = conn.exec_driver_sql(
+                    f"INSERT INTO chunks ({CHUNK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    chunk_row(r, c, tags, c.embedding.astype(np.float32).tobytes()),
                 )
                 new_ids.append(int(cur.lastrowid or 0))
-                db.execute(
+                conn.exec_driver_sql(
                     "INSERT INTO chunks_fts (rowid, text, heading) VALUES (?,?,?)",
                     (cur.lastrowid, c.text, c.heading or ""),
                 )
-            r.ready_version, r.chunk_count, r.error, r.status = r.version, len(chunks), None, "ready"
-            self._save_status(r)  # no-op on the status if a newer version is already queued
-            db.execute(
-                "UPDATE documents SET ready_version = ?, chunk_count = ? WHERE doc_id = ?",
-                (r.version, len(chunks), r.doc_id),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+            status.mark_ready(conn, r, len(chunks))  # no-op on the status if a newer version is queued
         self._vectors.remove(old_ids)
         meta = (r.tenant, r.source, frozenset(r.tags))
         if chunks:
             self._vectors.add(new_ids, np.stack([c.embedding for c in chunks]), [meta] * len(chunks))
         return True
 
-    def _delete_chunks(self, doc_id: str) -> list[int]:
-        ids = [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
-        self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
-        self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+    @staticmethod
+    def _delete_chunks(conn: sa.Connection, doc_id: str) -> list[int]:
+        ids = [row[0] for row in conn.exec_driver_sql("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        if ids:
+            conn.exec_driver_sql("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+        conn.exec_driver_sql("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         return ids
 
     async def delete_document(self, doc_id: str, version: int | None = None) -> bool:
         return await self._run(self._delete, doc_id, version)
 
     def _delete(self, doc_id: str, version: int | None) -> bool:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute("SELECT version FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-            if row is None or (version is not None and row[0] > version):
-                db.execute("ROLLBACK")
+        with self.engine.begin() as conn:
+            known = status.versions(conn, doc_id)
+            if known is None or (version is not None and known[0] > version):
                 return False
-            ids = self._delete_chunks(doc_id)
-            db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+            ids = self._delete_chunks(conn, doc_id)
+            status.delete(conn, doc_id)
         self._vectors.remove(ids)
         return True
 
@@ -290,8 +214,7 @@ class EmbeddedStore:
         return await self._run(self._vector_search, vector, k, filters)
 
     def _vector_search(self, vector: np.ndarray, k: int, f: SearchFilters) -> list[RetrievedChunk]:
-        hits = self._vectors.search(vector, k, f)
-        return self._hydrate(hits)
+        return self._read(self._hydrate, self._vectors.search(vector, k, f))
 
     async def fulltext_search(self, query: str, k: int, filters: SearchFilters) -> list[RetrievedChunk]:
         return await self._run(self._fulltext_search, query, k, filters)
@@ -301,33 +224,30 @@ class EmbeddedStore:
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
-        where, args = ["chunks_fts MATCH ?"], [match]
-        if f.tenant:
-            where.append("c.tenant = ?")
-            args.append(f.tenant)
-        if f.source:
-            where.append("c.source = ?")
-            args.append(f.source)
-        for tag in f.tags:
-            where.append("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = ?)")
-            args.append(tag)
+        tag = "EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = ?)"
+        where, args = metadata_conditions(f, "?", "c.{}", tag)
+        where, args = ["chunks_fts MATCH ?", *where], [match, *args]
         # bm25() is lower-is-better; weight headings x2.
-        rows = self.db.execute(
+        sql = (
             "SELECT c.id, -bm25(chunks_fts, 1.0, 2.0) AS score FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-            f"WHERE {' AND '.join(where)} ORDER BY score DESC LIMIT ?",
-            (*args, k),
-        ).fetchall()
-        return self._hydrate([(r[0], float(r[1])) for r in rows])
+            f"WHERE {' AND '.join(where)} ORDER BY score DESC LIMIT ?"
+        )
+        return self._read(self._ranked, sql, (*args, k))
 
-    def _hydrate(self, hits: list[tuple[int, float]]) -> list[RetrievedChunk]:
+    def _ranked(self, conn: sa.Connection, sql: str, params: tuple[Any, ...]) -> list[RetrievedChunk]:
+        rows = conn.exec_driver_sql(sql, params).all()
+        return self._hydrate(conn, [(r[0], float(r[1])) for r in rows])
+
+    @staticmethod
+    def _hydrate(conn: sa.Connection, hits: list[tuple[int, float]]) -> list[RetrievedChunk]:
         if not hits:
             return []
         marks = ",".join("?" * len(hits))
-        rows = self.db.execute(
+        rows = conn.exec_driver_sql(
             f"SELECT id, doc_id, version, ordinal, text, heading, title, tenant, source, tags FROM chunks "
             f"WHERE id IN ({marks})",
-            [h[0] for h in hits],
-        ).fetchall()
+            tuple(h[0] for h in hits),
+        ).all()
         by_id = {r[0]: r for r in rows}
         out = []
         for cid, score in hits:
@@ -349,21 +269,3 @@ class EmbeddedStore:
                 )
             )
         return out
-
-
-def _record(row: tuple[Any, ...]) -> DocumentRecord:
-    return DocumentRecord(
-        doc_id=row[0],
-        tenant=row[1],
-        source=row[2],
-        tags=json.loads(row[3]),
-        title=row[4],
-        content_type=row[5],
-        version=row[6],
-        ready_version=row[7],
-        status=row[8],
-        error=row[9],
-        attempts=row[10],
-        chunk_count=row[11],
-        updated_at=row[12],
-    )

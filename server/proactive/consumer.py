@@ -16,10 +16,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from server.bus.base import Message, MessageBus, Subscription
-from server.bus.schemas import ProactivePrompt
+from messaging.bus import Message, MessageBus, Subscription
+from messaging.schemas import ProactivePrompt
 from server.proactive.directory import SessionDirectory
-from server.proactive.ledger import DeliveryLedgerStore
+from server.proactive.ledger import DeliveryLedger
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class ProactivePromptConsumer:
         self,
         bus: MessageBus,
         directory: SessionDirectory,
-        ledger: DeliveryLedgerStore,
+        ledger: DeliveryLedger,
         node_id: str,
         topic: str = "voice_proactive",
         group_prefix: str = "voice-proactive",

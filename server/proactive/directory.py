@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 
-class LiveCall(Protocol):
+class PromptTarget(Protocol):
+    """A live call a proactive prompt can be spoken in."""
+
     async def speak_proactive(self, text: str, message_id: str) -> bool:
         """Speak ``text`` in the call; return once it was spoken (True) or could not be (False: no pause
         came, the caller cut it off, the call ended)."""
@@ -13,6 +15,6 @@ class LiveCall(Protocol):
 
 
 class SessionDirectory(Protocol):
-    def find_by_user(self, user_id: str) -> LiveCall | None:
+    def find_by_user(self, user_id: str) -> PromptTarget | None:
         """The call ``user_id`` is in on this node, or None."""
         ...

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from configs.settings import ConfigError, load_settings
+from server.settings import ConfigError, load_settings
 
 
 def test_embedded_defaults_use_no_external_service() -> None:

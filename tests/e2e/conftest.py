@@ -26,9 +26,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from configs.settings import Settings, load_settings
-from server.bus.schemas import ProactivePrompt
-from server.proactive import DeliveryLedger
+from messaging.schemas import ProactivePrompt
+from server.settings import Settings, load_settings
+from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
 from tests.server.caller import RTCCaller, ServerProcess, free_port
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def common_env(workdir: Path) -> dict[str, str]:
     """What every process of one deployment shares: ledger, scheduler database, fast campaign sync."""
     return {
         "VOICE_AGENT__SERVER__ADMIN_TOKEN": ADMIN_TOKEN,
-        "VOICE_AGENT__BUS__PROACTIVE_LEDGER": str(workdir / "ledger.sqlite3"),
+        "VOICE_AGENT__STORAGE__DELIVERY_LEDGER": str(workdir / "ledger.sqlite3"),
         "VOICE_AGENT__SCHEDULER__JOBSTORE_URL": f"sqlite:///{workdir / 'jobs.sqlite3'}",
         "VOICE_AGENT__SCHEDULER__CAMPAIGN_SYNC_INTERVAL_S": "1",
         "VOICE_AGENT__SCHEDULER__PER_USER_MIN_INTERVAL_S": "0",
@@ -156,8 +156,8 @@ class Deployment:
     async def publish(self, prompt: ProactivePrompt) -> None:
         await self.publish_fn(prompt)
 
-    def ledger(self) -> DeliveryLedger:
-        return DeliveryLedger(self.ledger_path)
+    def ledger(self) -> SqlDeliveryLedger:
+        return open_delivery_ledger(self.ledger_path)
 
     def caller(self, user_id: str) -> RTCCaller:
         return RTCCaller(self.call_url, user_id=user_id)
@@ -171,10 +171,11 @@ def embedded_settings(workdir: Path) -> Settings:
     settings = load_settings(None, environ={})
     s = settings.server
     s.host, s.port, s.node_id, s.admin_token = "127.0.0.1", free_port(), "solo", ADMIN_TOKEN
-    s.records_db, s.rag = str(workdir / "calls.sqlite3"), False
+    s.rag = False
+    settings.storage.records = str(workdir / "calls.sqlite3")
     settings.agent.memory_path = str(workdir / "memory.sqlite3")
     settings.agent.first_token_timeout_s = 20.0
-    settings.bus.proactive_ledger = str(workdir / "ledger.sqlite3")
+    settings.storage.delivery_ledger = str(workdir / "ledger.sqlite3")
     settings.scheduler.jobstore_url = f"sqlite:///{workdir / 'jobs.sqlite3'}"
     settings.scheduler.campaign_sync_interval_s = 1
     settings.scheduler.per_user_min_interval_s = 0
@@ -234,8 +235,8 @@ def _start_together(scheduler: SchedulerProcess, *nodes: ServerProcess) -> None:
 async def rocketmq_deployment(
     rocketmq_processes: tuple[Path, ServerProcess, ServerProcess], rocketmq_endpoint: str
 ) -> AsyncIterator[Deployment]:
-    from server.bus.registry import create_bus
-    from server.config import BusConfig, RocketMQConfig
+    from messaging.config import BusConfig, RocketMQConfig
+    from messaging.registry import create_bus
 
     workdir, node_a, node_b = rocketmq_processes
     bus = create_bus(BusConfig(backend="rocketmq", rocketmq=RocketMQConfig(endpoints=rocketmq_endpoint)))

@@ -17,10 +17,11 @@ from aiohttp.test_utils import TestServer
 
 from agent.conversation import Conversation
 from agent.evaluation.scoring import holds_fact
-from configs.settings import Settings
 from knowledge.config import KnowledgeConfig
 from knowledge.knowledge_base import KnowledgeBase
-from server.app import build_deps, create_app
+from server.http.app import create_app
+from server.node import build_call_deps
+from server.settings import Settings
 from tests.server.caller import RTCCaller, synthesize_speech, transcribe, word_recall
 
 pytestmark = [pytest.mark.slow]
@@ -35,25 +36,18 @@ async def grounded_server(tmp_path: Path) -> AsyncIterator[tuple[TestServer, Any
     inbox.mkdir()
     (inbox / "faq.md").write_bytes(FAQ.read_bytes())
     settings = Settings()
-    settings.server.records_db = str(tmp_path / "calls.sqlite3")
+    settings.storage.records = str(tmp_path / "calls.sqlite3")
     settings.agent.memory_path = str(tmp_path / "memory.sqlite3")
     settings.agent.first_token_timeout_s = 20.0  # the machine is shared: do not test the holding phrase here
     knowledge = KnowledgeConfig(embedded_path=str(tmp_path / "kb.sqlite3"), watch_dir=str(inbox))
     async with KnowledgeBase(knowledge) as kb:
         await kb.ingestor.wait_idle()
-        deps = await build_deps(settings, retriever=kb.retriever)
+        deps = await build_call_deps(settings, retriever=kb.retriever, embedder=kb.embedder)
         made: list[Conversation] = []
         server_factory = deps.new_conversation
 
         def new_conversation(user_id: str | None, control: Any) -> Conversation:
-            # The server's factory, plus the knowledge base's embedder for ranking evidence by meaning (the
-            # wiring phase passes it in server.app.conversation_factory).
-            conversation = server_factory(user_id, control)
-            made.append(Conversation(
-                conversation.llm, conversation.config, retriever=kb.retriever, tools=conversation.tools,
-                memory=conversation.memory, user_id=conversation.user_id, call_id=conversation.call_id,
-                embedder=kb.embedder,
-            ))  # fmt: skip
+            made.append(server_factory(user_id, control))
             return made[-1]
 
         deps.new_conversation = new_conversation

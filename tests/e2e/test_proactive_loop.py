@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from server.bus.schemas import ProactivePrompt
+from messaging.schemas import ProactivePrompt
 from tests.e2e.conftest import NODE_A, NODE_B, Deployment, new_user, wait_for
 from tests.server.caller import VOICE_RMS, RTCCaller, transcribe, word_recall, words
 

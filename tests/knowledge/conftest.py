@@ -38,8 +38,8 @@ async def open_store(kind: str, config: KnowledgeConfig, request: pytest.Fixture
     dsn = request.getfixturevalue("postgres_dsn")
     pg = PostgresStore(dsn, dim=384)
     await pg.start()
-    async with pg._conn() as conn:  # every test starts from empty tables
-        await conn.execute("TRUNCATE knowledge_chunks, knowledge_documents")
+    with pg.engine.begin() as conn:  # every test starts from empty tables
+        conn.exec_driver_sql("TRUNCATE knowledge_chunks, knowledge_documents")
     return pg
 
 

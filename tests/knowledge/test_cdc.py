@@ -10,6 +10,7 @@ import pytest
 
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.sources.cdc import ChangeEventHandler, InvalidChangeEvent, parse_change_event
+from messaging.bus import PoisonMessage
 from tests.knowledge.test_parsing_chunking import minimal_pdf
 
 
@@ -27,7 +28,7 @@ def test_valid_event_parses_with_cdc_source() -> None:
 
 
 def test_producers_reference_shape_is_accepted() -> None:
-    # server.bus.schemas.KnowledgeChange: text, uri, string version, ts, nulls for absent fields.
+    # The older shape of messaging.schemas.KnowledgeChange: text, uri, string version, ts, nulls.
     body = {
         "op": "upsert",
         "doc_id": "kb-1",
@@ -44,17 +45,13 @@ def test_producers_reference_shape_is_accepted() -> None:
     assert event.version == 2_000_000_000
 
 
-class PoisonFake(Exception):
-    """Stands in for server.bus.PoisonMessage (knowledge must not import server)."""
-
-
-async def test_handler_reraises_invalid_events_as_the_bus_poison_exception() -> None:
+async def test_handler_raises_invalid_events_as_the_bus_poison_exception() -> None:
     class NoSubmit:
         async def submit(self, event: object) -> None:
             raise AssertionError("must not be called")
 
-    handler = ChangeEventHandler(NoSubmit(), poison=PoisonFake)
-    with pytest.raises(PoisonFake, match="op: Input should be"):
+    handler = ChangeEventHandler(NoSubmit())
+    with pytest.raises(PoisonMessage, match="op: Input should be"):
         await handler(SimpleNamespace(body=b'{"op": "merge", "doc_id": "x", "content": "a"}'))
 
 

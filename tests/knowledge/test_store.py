@@ -160,7 +160,8 @@ async def test_postgres_store_reconnects_after_its_connections_are_dropped(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
                     (APPLICATION_NAME,),
                 )
-                assert (await cur.fetchone()) == (store.pool_size,)
+                (killed,) = await cur.fetchone()  # type: ignore[misc]
+                assert 1 <= killed <= store.pool_size  # the pool opens connections as it needs them
             await asyncio.sleep(0.2)  # let the server finish closing them
             hits = [
                 await store.fulltext_search("when does the shop open", 1, SearchFilters()) for _ in range(2)

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from messaging.bus import Message
+from messaging.config import BusConfig
+from messaging.embedded import EmbeddedBus
 from scheduler.config import SchedulerConfig
 from scheduler.publishing import BusPromptPublisher
 from scheduler.service import SchedulerService
-from server.bus.base import Message
-from server.bus.embedded import EmbeddedBus
-from server.config import BusConfig
+from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
 
 PROACTIVE = "voice_proactive"
 
@@ -65,18 +66,28 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'scheduler.sqlite3'}"
 
 
+@pytest.fixture
+def deliveries(tmp_path: Path) -> Iterator[SqlDeliveryLedger]:
+    """The delivery ledger the scheduler shares with the RTC nodes (what ``server.node`` hands in)."""
+    ledger = open_delivery_ledger(tmp_path / "ledger.sqlite3")
+    yield ledger
+    ledger.close()
+
+
 ServiceFactory = Callable[..., SchedulerService]
 
 
 @pytest.fixture
-async def make_service(db_url: str, bus: EmbeddedBus) -> AsyncIterator[ServiceFactory]:
+async def make_service(
+    db_url: str, bus: EmbeddedBus, deliveries: SqlDeliveryLedger
+) -> AsyncIterator[ServiceFactory]:
     started: list[SchedulerService] = []
 
     def factory(**kwargs: Any) -> SchedulerService:
         values: dict[str, Any] = {"jobstore_url": db_url, "per_user_min_interval_s": 0}
         values.update({k: kwargs.pop(k) for k in list(kwargs) if k in SchedulerConfig.model_fields})
         config = SchedulerConfig(**values)
-        service = SchedulerService(config, BusPromptPublisher(bus, PROACTIVE), **kwargs)
+        service = SchedulerService(config, BusPromptPublisher(bus, PROACTIVE), deliveries, **kwargs)
         started.append(service)
         return service
 

@@ -183,8 +183,8 @@ async def test_conversation_events_from_the_bus_feed_the_analysis(
 ) -> None:
     import asyncio
 
+    from messaging.schemas import ConversationEvent
     from scheduler.conversation_events import subscribe_conversation_log
-    from server.bus.schemas import ConversationEvent
 
     analyzer = FakeIntentAnalyzer({"vic": FakeIntentResult("billing", 0.9, True, "About that invoice...")})
     service = make_service(intent_analyzer=analyzer)

@@ -33,7 +33,7 @@ async def test_campaign_survives_a_restart_on_postgresql(
     first = make_service(jobstore_url=pg_url)
     await first.start()
     at = datetime.now(UTC) + timedelta(seconds=2)
-    created = first.create_campaign(
+    created = await first.create_campaign(
         CampaignSpec.model_validate(
             {
                 "name": "pg",

@@ -6,12 +6,12 @@ Timing tolerances: one-off jobs are scheduled 1-2 s ahead and awaited for up to 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from scheduler import db
 from scheduler.campaigns import CampaignSpec
 from scheduler.service import SchedulerService
+from server.storage.delivery_ledger import SqlDeliveryLedger
 from tests.scheduler.conftest import PromptCollector, ServiceFactory
 
 
@@ -36,7 +36,7 @@ async def test_campaign_publishes_one_prompt_per_audience_user(
 ) -> None:
     service = make_service()
     await service.start()
-    created = service.create_campaign(campaign(["alice", "bob", "carol"], now() + timedelta(seconds=1)))
+    created = await service.create_campaign(campaign(["alice", "bob", "carol"], now() + timedelta(seconds=1)))
     before = await service.campaign_deliveries(created.id)
     assert {(d["user_id"], d["status"]) for d in before} == {
         ("alice", "scheduled"),
@@ -51,7 +51,7 @@ async def test_campaign_publishes_one_prompt_per_audience_user(
     keys = {b["idempotency_key"] for b in bodies}
     assert len(keys) == 3 and all(k.startswith(f"campaign:{created.id}:") for k in keys)
     after = await service.campaign_deliveries(created.id)
-    assert {d["status"] for d in after} == {"published"}  # no ledger attached in this test
+    assert {d["status"] for d in after} == {"published"}  # no RTC node took them
     assert service.get_campaign(created.id).status == "completed"
 
 
@@ -60,7 +60,7 @@ async def test_a_run_repeated_for_the_same_time_publishes_nothing_new(
 ) -> None:
     service = make_service()
     await service.start()
-    created = service.create_campaign(campaign(["alice"], now() + timedelta(hours=1)))
+    created = await service.create_campaign(campaign(["alice"], now() + timedelta(hours=1)))
     assert await service.run_campaign(created.id) == 1
     # As if the job ran again for the same scheduled time (crash after publish, redelivery).
     with service.engine.begin() as conn:
@@ -75,7 +75,7 @@ async def test_restart_keeps_campaigns_and_their_jobs(
 ) -> None:
     first = make_service()
     await first.start()
-    created = first.create_campaign(campaign(["dora", "eve"], now() + timedelta(seconds=2)))
+    created = await first.create_campaign(campaign(["dora", "eve"], now() + timedelta(seconds=2)))
     await first.stop()
 
     second = make_service()
@@ -91,7 +91,7 @@ async def test_restart_keeps_campaigns_and_their_jobs(
 async def test_pause_and_cancel_stop_the_job(make_service: ServiceFactory) -> None:
     service = make_service()
     await service.start()
-    created = service.create_campaign(
+    created = await service.create_campaign(
         CampaignSpec.model_validate(
             {
                 "name": "weekly",
@@ -103,11 +103,11 @@ async def test_pause_and_cancel_stop_the_job(make_service: ServiceFactory) -> No
     )
     job_id = f"campaign:{created.id}"
     assert service.next_run_time(created.id) is not None
-    service.pause_campaign(created.id)
+    await service.pause_campaign(created.id)
     assert service.scheduler.get_job(job_id).next_run_time is None  # type: ignore[union-attr]
-    service.resume_campaign(created.id)
+    await service.resume_campaign(created.id)
     assert service.scheduler.get_job(job_id).next_run_time is not None  # type: ignore[union-attr]
-    service.cancel_campaign(created.id)
+    await service.cancel_campaign(created.id)
     assert service.scheduler.get_job(job_id) is None
 
 
@@ -174,30 +174,27 @@ async def test_admin_send_now_ignores_the_rate_limit(
     await collector.wait_for(2, timeout_s=3)
 
 
-async def test_delivery_status_comes_from_the_proactive_ledger_once_published(
-    make_service: ServiceFactory, collector: PromptCollector, tmp_path: Path
+async def test_delivery_status_comes_from_the_nodes_once_published(
+    make_service: ServiceFactory, collector: PromptCollector, deliveries: SqlDeliveryLedger
 ) -> None:
-    from scheduler.ledger_status import LedgerStatusSource
-    from server.bus.schemas import ProactivePrompt
-    from server.proactive.ledger import DeliveryLedger
+    """One ledger row per prompt: the scheduler wrote it up to ``published``, the node that speaks it
+    moves the same row on (``claimed``, ``delivered``)."""
+    from messaging.schemas import ProactivePrompt
 
-    ledger = DeliveryLedger(tmp_path / "ledger.sqlite3")
-    try:
-        service = make_service(ledger=LedgerStatusSource(ledger))
-        await service.start()
-        created = service.create_campaign(campaign(["wes", "xia"], now() + timedelta(hours=1)))
-        await service.run_campaign(created.id)
-        await collector.wait_for(2, timeout_s=3)
-        # What an RTC node does when it speaks the prompt to wes in his live call.
-        spoken = next(m for m in collector.messages if m.key == "wes")
-        prompt = ProactivePrompt.parse(spoken.body)
-        assert await ledger.claim(prompt, "node-1") is None
-        await ledger.mark_delivered(prompt, "node-1")
+    ledger = deliveries
+    service = make_service()
+    await service.start()
+    created = await service.create_campaign(campaign(["wes", "xia"], now() + timedelta(hours=1)))
+    await service.run_campaign(created.id)
+    await collector.wait_for(2, timeout_s=3)
+    # What an RTC node does when it speaks the prompt to wes in his live call.
+    spoken = next(m for m in collector.messages if m.key == "wes")
+    prompt = ProactivePrompt.parse(spoken.body)
+    assert await ledger.claim(prompt, "node-1") is None
+    await ledger.mark_delivered(prompt, "node-1")
 
-        report = {d["user_id"]: d["status"] for d in await service.campaign_deliveries(created.id)}
-        assert report == {"wes": "delivered", "xia": "published"}  # no RTC node took xia's yet
-    finally:
-        ledger.close()
+    report = {d["user_id"]: d["status"] for d in await service.campaign_deliveries(created.id)}
+    assert report == {"wes": "delivered", "xia": "published"}  # no RTC node took xia's yet
 
 
 async def test_cron_campaign_for_an_intent_audience_reaches_users_whose_latest_intent_matches(
@@ -221,7 +218,7 @@ async def test_cron_campaign_for_an_intent_audience_reaches_users_whose_latest_i
     ]:
         conversation = ConversationForAnalysis(conversation_id, user, [], now())
         log.save_intent(conversation, Result(label), None, now())
-    created = service.create_campaign(
+    created = await service.create_campaign(
         CampaignSpec.model_validate(
             {
                 "name": "upsell",

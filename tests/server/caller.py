@@ -20,7 +20,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from server.tracks import PacedAudioTrack, set_audio_receive_buffer, to_mono_int16
+from server.transports.webrtc.tracks import PacedAudioTrack, set_audio_receive_buffer, to_mono_int16
 from speech.frames import AudioFrame
 from speech.resample import Resampler
 
@@ -277,7 +277,7 @@ class ServerProcess:
             **os.environ,
             "VOICE_AGENT__SERVER__PORT": str(self.port),
             "VOICE_AGENT__SERVER__HOST": "127.0.0.1",
-            "VOICE_AGENT__SERVER__RECORDS_DB": str(self.workdir / "calls.sqlite3"),
+            "VOICE_AGENT__STORAGE__RECORDS": str(self.workdir / "calls.sqlite3"),
             "VOICE_AGENT__SERVER__RAG": "false",
             "VOICE_AGENT__AGENT__MEMORY_PATH": str(self.workdir / "memory.sqlite3"),
             **self.env,

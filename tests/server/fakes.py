@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from configs.settings import Settings
-from server.records import SqliteCallRecordStore
-from server.registry import SessionRegistry
-from server.session import CallDeps
+from server.calls.registry import SessionRegistry
+from server.calls.session import CallDeps
+from server.settings import Settings
+from server.storage.call_records import open_call_record_store
 from speech.frames import AudioFrame
 from speech.stt.base import Transcript
 
@@ -97,6 +97,6 @@ def fake_deps(tmp_path: Path, settings: Settings | None = None, **conversation: 
         stt=FakeSTT(),
         tts=FakeTTS(),
         new_conversation=lambda user_id, control: FakeConversation(**conversation),
-        records=SqliteCallRecordStore(tmp_path / "calls.sqlite3"),
+        records=open_call_record_store(tmp_path / "calls.sqlite3"),
         registry=SessionRegistry(),
     )

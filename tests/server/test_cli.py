@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from configs.settings import load_settings
 from server.doctor import run_checks
+from server.settings import load_settings
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -71,3 +71,48 @@ def test_ingest_then_search_from_the_command_line(tmp_path) -> None:  # type: ig
     found = _cli("--log-level", "WARNING", "search", "where can I park my car", "-k", "1", env=env)
     assert found.returncode == 0, found.stderr
     assert "blue garage" in found.stdout
+
+
+@pytest.mark.integration
+def test_doctor_reaches_each_configured_database_as_the_stores_do(postgres_dsn: str) -> None:
+    """PostgreSQL is checked through SQLAlchemy (the stores' one way in); a closed port fails fast."""
+    settings = load_settings(
+        environ={
+            "VOICE_AGENT__STORAGE__RECORDS": postgres_dsn,
+            "VOICE_AGENT__STORAGE__DELIVERY_LEDGER": "postgresql://voice@127.0.0.1:9/voice",
+            "VOICE_AGENT__KNOWLEDGE__STORE": "postgres",
+            "VOICE_AGENT__KNOWLEDGE__POSTGRES_DSN": postgres_dsn,
+        }
+    )
+    results = {r.name: r for r in run_checks(settings)}
+    assert results["storage: call records"].ok and "connected" in results["storage: call records"].detail
+    assert results["knowledge: postgres"].ok
+    ledger = results["storage: delivery ledger"]
+    assert not ledger.ok and "cannot connect" in ledger.detail and "127.0.0.1" in ledger.detail
+
+
+def test_a_moved_config_key_stops_start_up_with_its_new_name() -> None:
+    out = _cli("doctor", env={"VOICE_AGENT__BUS__PROACTIVE_LEDGER": "/tmp/ledger.sqlite3"})
+    assert out.returncode == 2
+    assert "bus.proactive_ledger moved to storage.delivery_ledger" in out.stderr
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before the subcommand", "after the subcommand"])
+def test_config_is_accepted_before_or_after_the_subcommand(tmp_path, before: bool) -> None:  # type: ignore[no-untyped-def]
+    """``voice-agent serve --config FILE`` (configs/production.example.yaml's form) used to fail with
+    "unrecognized arguments"; the file must be read in either position."""
+    config = tmp_path / "bad.yaml"
+    config.write_text("server:\n  port: 70000\n")
+    args = ("--config", str(config), "doctor") if before else ("doctor", "--config", str(config))
+    out = _cli(*args)
+    assert out.returncode == 2, out.stdout + out.stderr  # the file was read: its invalid port stops start-up
+    assert "server.port" in out.stderr
+
+
+def test_log_level_before_the_subcommand_is_kept() -> None:
+    from server.cli import build_parser
+
+    args = build_parser().parse_args(["--log-level", "DEBUG", "--config", "a.yaml", "doctor"])
+    assert (args.log_level, args.config, args.command) == ("DEBUG", "a.yaml", "doctor")
+    args = build_parser().parse_args(["serve"])
+    assert (args.log_level, args.config) == ("INFO", None)

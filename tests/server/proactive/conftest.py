@@ -1,1 +1,1 @@
-from tests.server.bus.harness import bus_backend, bus_factory, bus_topic  # noqa: F401
+from tests.messaging.harness import bus_backend, bus_factory, bus_topic  # noqa: F401

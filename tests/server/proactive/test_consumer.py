@@ -8,19 +8,20 @@ import time
 
 import pytest
 
-from server.bus.base import Message
-from server.bus.schemas import ProactivePrompt
-from server.proactive import DeliveryLedger, ProactivePromptConsumer
-from tests.server.bus.harness import unique, wait_until
+from messaging.bus import Message
+from messaging.schemas import ProactivePrompt
+from server.proactive import ProactivePromptConsumer
+from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
+from tests.messaging.harness import unique, wait_until
 from tests.server.proactive.fakes import FakeLiveCall, FakeSessionDirectory
 
 
-async def _status(ledger: DeliveryLedger, key: str) -> str | None:
+async def _status(ledger: SqlDeliveryLedger, key: str) -> str | None:
     rec = await ledger.get(key)
     return rec.status if rec else None
 
 
-async def wait_status(ledger: DeliveryLedger, key: str, status: str, timeout: float = 30) -> None:
+async def wait_status(ledger: SqlDeliveryLedger, key: str, status: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while (current := await _status(ledger, key)) != status:
         if time.monotonic() > deadline:
@@ -44,7 +45,7 @@ async def _start_node(bus, topic, directory, ledger, node_id: str) -> ProactiveP
 
 async def test_duplicate_idempotency_key_is_spoken_once(bus_factory, bus_topic, tmp_path) -> None:
     bus = bus_factory()
-    ledger = DeliveryLedger(tmp_path / "ledger.sqlite3")
+    ledger = open_delivery_ledger(tmp_path / "ledger.sqlite3")
     call = FakeLiveCall("u1")
     await _start_node(bus, bus_topic, FakeSessionDirectory(call), ledger, "node-a")
     first = _prompt(key="campaign-7:u1")
@@ -65,7 +66,7 @@ async def test_duplicate_idempotency_key_is_spoken_once(bus_factory, bus_topic, 
 
 async def test_expired_prompt_is_not_spoken_and_recorded(bus_factory, bus_topic, tmp_path) -> None:
     bus = bus_factory()
-    ledger = DeliveryLedger(tmp_path / "ledger.sqlite3")
+    ledger = open_delivery_ledger(tmp_path / "ledger.sqlite3")
     call = FakeLiveCall("u1")
     await _start_node(bus, bus_topic, FakeSessionDirectory(call), ledger, "node-a")
     now = time.time()
@@ -77,7 +78,7 @@ async def test_expired_prompt_is_not_spoken_and_recorded(bus_factory, bus_topic,
 
 async def test_offline_user_gets_prompt_once_at_next_call(bus_factory, bus_topic, tmp_path) -> None:
     bus = bus_factory()
-    ledger = DeliveryLedger(tmp_path / "ledger.sqlite3")
+    ledger = open_delivery_ledger(tmp_path / "ledger.sqlite3")
     consumer = await _start_node(bus, bus_topic, FakeSessionDirectory(), ledger, "node-a")
     p = _prompt(user="offline-user", priority=2)
     await bus.publish(bus_topic, p.to_bytes())
@@ -90,7 +91,7 @@ async def test_offline_user_gets_prompt_once_at_next_call(bus_factory, bus_topic
 
 async def test_not_spoken_prompt_is_held_for_the_next_call(bus_factory, bus_topic, tmp_path) -> None:
     bus = bus_factory()
-    ledger = DeliveryLedger(tmp_path / "ledger.sqlite3")
+    ledger = open_delivery_ledger(tmp_path / "ledger.sqlite3")
     call = FakeLiveCall("u1", result=False)  # e.g. the caller never paused
     consumer = await _start_node(bus, bus_topic, FakeSessionDirectory(call), ledger, "node-a")
     p = _prompt()
@@ -109,7 +110,7 @@ async def test_two_nodes_exactly_one_speaks(bus_factory, bus_backend, bus_topic,
     # Nodes share the broker; the embedded bus is per process, so there both "nodes" share one instance.
     bus_b = bus_factory() if bus_backend == "rocketmq" else bus_a
     a_u1, a_u2, b_u2 = FakeLiveCall("u1"), FakeLiveCall("u2"), FakeLiveCall("u2")
-    led_a, led_b = DeliveryLedger(ledger_path), DeliveryLedger(ledger_path)
+    led_a, led_b = open_delivery_ledger(ledger_path), open_delivery_ledger(ledger_path)
     prefix = unique("px")
     nodes = [
         ProactivePromptConsumer(
@@ -144,7 +145,7 @@ async def test_poison_prompt_is_dead_lettered_and_delivery_continues(
     bus_factory, bus_topic, tmp_path
 ) -> None:
     bus = bus_factory()
-    ledger = DeliveryLedger(tmp_path / "ledger.sqlite3")
+    ledger = open_delivery_ledger(tmp_path / "ledger.sqlite3")
     call = FakeLiveCall("u1")
     dead: list[Message] = []
 
@@ -168,7 +169,7 @@ async def test_broker_restart_with_prompts_in_flight(
     """Prompt 1 is being spoken when the broker goes away (its ack fails); prompt 2 is published while the
     broker is down. After the broker is back both are spoken, each once, and nothing crashed."""
     bus = bus_factory(invisible_duration_s=15, publish_timeout_s=120)
-    ledger = DeliveryLedger(tmp_path / "ledger.sqlite3")
+    ledger = open_delivery_ledger(tmp_path / "ledger.sqlite3")
     gate = asyncio.Event()
     call = FakeLiveCall("u1", gate=gate)
     await _start_node(bus, bus_topic, FakeSessionDirectory(call), ledger, "node-a")

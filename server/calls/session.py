@@ -1,0 +1,354 @@
+"""CallSession: one call, whatever carries it; the only place that wires caller audio <-> speech <-> agent.
+
+The call core is transport-neutral. A transport (``server.transports``: WebRTC, WebSocket media, SIP) is a
+thin adapter that
+- hands the caller's audio in as ``speech.frames.AudioFrame``s at any rate: ``listen(frames)``;
+- pulls the agent's voice one 20 ms frame at a time at its own output rate: ``read_frame()`` (always a
+  frame, silence when the agent is quiet), paced by ``server.calls.pacing.FramePacer``;
+- hands control events in: ``await control(Hangup())`` (``server.calls.controls``);
+- reads events out: ``events.subscribe()`` (transcripts, state, interruptions, ``ended``);
+- calls ``start()`` once the call is accepted and ``connected()`` once media flows both ways, and
+  implements ``MediaTransport`` so the session can release it when the call ends.
+The session owns the call's tasks; the work is done by collaborators: ``speech.listener.TurnListener``
+(turns and transcripts), ``server.calls.turn_taking.TurnTaker`` (replies, barge-in, greeting, proactive
+prompts), ``CallEventFeed`` (live events) and ``server.calls.record.CallRecord`` (saved when the call ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from server.calls import metrics
+from server.calls.clock import StreamClock
+from server.calls.controls import ControlEvent, Hangup
+from server.calls.conversation_events import ConversationEventPublisher
+from server.calls.events import CallEventFeed
+from server.calls.playback import PlaybackOutput
+from server.calls.record import CallRecord, CallRecordStore, RecordedTurn
+from server.calls.registry import SessionRegistry
+from server.calls.turn_taking import ReplyConversation, TurnResult, TurnTaker
+from server.config import CallConfig
+from speech.bargein import BargeInDetector
+from speech.config import SpeechConfig
+from speech.events import FinalTranscript
+from speech.frames import AudioFrame
+from speech.listener import TurnListener
+from speech.stt.base import SpeechToText
+from speech.timing import STAGES, TurnTimings
+from speech.tts.base import TextToSpeech
+
+log = logging.getLogger(__name__)
+
+_GREETING_DELAY_S = 0.3  # let the caller's jitter buffer start before the first words
+
+
+@dataclass
+class CallDeps:
+    """Everything a call needs, shared by all calls of the server (models are loaded once)."""
+
+    speech: SpeechConfig
+    call: CallConfig
+    ice_servers: list[Any]  # for the WebRTC transport
+    node_id: str
+    greeting: str
+    stt: SpeechToText
+    tts: TextToSpeech
+    new_conversation: Callable[[str | None, Any], ReplyConversation]  # (user_id, session as CallControl)
+    records: CallRecordStore
+    registry: SessionRegistry
+    conversation_events: ConversationEventPublisher | None = None  # ConversationEvents for the scheduler
+    # Called with the session once audio flows and the greeting was said (e.g. speak held proactive prompts
+    # from ``ProactivePromptConsumer.pop_pending``); runs as a call task, cancelled when the call ends.
+    on_call_connected: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    # Called with the session after it ended and its record was saved (e.g. publish a ConversationEvent).
+    on_call_ended: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+
+
+class MediaTransport(Protocol):
+    """What the session needs of the transport carrying it."""
+
+    kind: str  # "webrtc", "websocket", "sip": in logs and the call's snapshot
+
+    @property
+    def connection_state(self) -> str: ...  # shown in the live snapshot ("connected", "closed"...)
+
+    async def close(self) -> None:
+        """Release the media (peer connection, socket, RTP session); called once, when the call ends."""
+        ...
+
+
+class CallSession:
+    """One call. A transport calls ``start()`` once the call is accepted; ``close(reason)`` ends it
+    (idempotent)."""
+
+    def __init__(
+        self,
+        deps: CallDeps,
+        user_id: str | None = None,
+        call_id: str | None = None,
+        *,
+        output_rate: int,
+        transport: MediaTransport | None = None,
+    ) -> None:
+        """``output_rate``: the transport's own audio clock (48 kHz for Opus, the gateway's rate for a
+        WebSocket stream, 8 kHz for G.711). The agent's voice is resampled once, on enqueue: a track at
+        another rate makes aiortc's encoder resample it and buffer up to one more 20 ms frame, which a
+        barge-in has to wait out."""
+        # 128 random bits: knowing the id is what lets a page watch the call's events
+        self.call_id = call_id or uuid.uuid4().hex
+        self.user_id = user_id
+        self.deps = deps
+        self.transport = transport
+        self.output_rate = output_rate
+        self.events = CallEventFeed()
+        self.record = CallRecord(self.call_id, deps.node_id, user_id)
+        self.audio = PlaybackOutput(output_rate)
+        self.conversation = deps.new_conversation(user_id, self)
+        self.turns = TurnTaker(self.conversation, deps.tts, self.audio, self.events.emit, self._turn_done)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing: asyncio.Task[None] | None = None
+        self._greeted = False
+        self._answered = False
+        self._clock = StreamClock()
+        self.ended = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Register the call and start its timers; a transport calls it once the call is accepted."""
+        self.deps.registry.register(self)
+        self._answered = True
+        metrics.CALLS_STARTED.inc()
+        metrics.CALLS_ACTIVE.inc()
+        self._spawn(self._limit_duration(), "max-duration")
+        self._spawn(self._require_connection(), "connect-timeout")
+        self._spawn(self.deps.records.save(self.record), "record-open")
+        kind = self.transport.kind if self.transport is not None else "no transport"
+        log.info("call %s answered over %s (user %s)", self.call_id, kind, self.user_id)
+        self._publish("call_started")
+
+    def listen(self, frames: AsyncIterator[AudioFrame]) -> None:
+        """Start hearing the caller: ``frames`` is the caller's audio (any rate) until the call ends."""
+        barge_in = BargeInDetector(
+            self.audio.controller,
+            self.deps.speech.barge_in,
+            threshold=self.deps.speech.vad.threshold,
+            on_barge_in=self.turns.on_barge_in,
+        )
+        listener = TurnListener(self.deps.stt, self.deps.speech, on_vad=barge_in.on_vad)
+        self._spawn(self._feed_listener(frames, listener), "caller-audio")
+        self._spawn(self._follow_turns(listener), "turns")
+
+    def connected(self) -> None:
+        """Media flows both ways: greet the caller (once) and run the on_call_connected hooks."""
+        if not self._greeted:
+            self._greeted = True
+            self._spawn(self._on_connected(), "connected")
+
+    def read_frame(self) -> AudioFrame:
+        """The agent's next 20 ms at ``output_rate``: audio, or silence when it has nothing to say."""
+        return self.audio.read_frame()
+
+    async def control(self, event: ControlEvent) -> None:
+        """A control event from the transport (see ``server.calls.controls``)."""
+        if isinstance(event, Hangup):
+            await self.close(event.reason)
+        else:  # a transport handed in an event this core does not know yet
+            raise TypeError(f"unknown control event {event!r}")
+
+    async def close(self, reason: str = "hangup") -> None:
+        """End the call: cancel every task, close the connection, save the record. Safe to call twice."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._shutdown(reason))
+        await asyncio.shield(self._closing)
+
+    async def _shutdown(self, reason: str) -> None:
+        log.info("call %s ending: %s", self.call_id, reason)
+        await self.turns.close()
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.audio.interrupt()
+        if self.transport is not None:
+            try:
+                await self.transport.close()
+            except Exception:
+                log.exception("call %s: closing the %s transport failed", self.call_id, self.transport.kind)
+        self.record.ended_at = time.time()
+        self.record.end_reason = reason
+        self.events.emit("ended", {"reason": reason})
+        self.events.close()
+        if not self._answered:  # the offer was rejected: there was no call to record
+            self.ended.set()
+            return
+        save_summary = getattr(self.conversation, "save_summary", None)
+        if save_summary is not None:
+            try:
+                await asyncio.to_thread(save_summary)
+            except Exception:
+                log.exception("call %s: saving the conversation summary failed", self.call_id)
+        try:
+            await self.deps.records.save(self.record)
+        except Exception:
+            log.exception("call %s: saving the call record failed", self.call_id)
+        self.deps.registry.unregister(self)
+        self._publish("call_ended")
+        metrics.CALLS_ACTIVE.dec()
+        metrics.CALLS_ENDED.labels(reason).inc()
+        self.ended.set()
+        for hook in self.deps.on_call_ended:
+            try:
+                await hook(self)
+            except Exception:
+                log.exception("call %s: on_call_ended hook %r failed", self.call_id, hook)
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as one of this call's tasks: cancelled when the call ends, failures logged."""
+        return self._spawn(coro, name)
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=f"call-{self.call_id}-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call %s: task %s failed", self.call_id, task.get_name(), exc_info=task.exception())
+
+    async def _require_connection(self) -> None:
+        """A caller whose media never flows (closed tab, blocked UDP, ICE/DTLS never done) must not hold a
+        session."""
+        await asyncio.sleep(self.deps.call.connect_timeout_s)
+        if not self._greeted:
+            self._spawn(self.close("connect_timeout"), "close")
+
+    async def _limit_duration(self) -> None:
+        await asyncio.sleep(self.deps.call.max_call_seconds)
+        self._spawn(self.close("max_duration"), "close")
+
+    # -- audio in ----------------------------------------------------------------------------------
+    async def _feed_listener(self, frames: AsyncIterator[AudioFrame], listener: TurnListener) -> None:
+        try:
+            async for frame in frames:
+                await listener.push(frame)
+                self._clock.note(listener.stream_time, frame.timestamp + frame.duration)
+        finally:
+            await listener.close(wait_for_final=False)
+
+    async def _follow_turns(self, listener: TurnListener) -> None:
+        async for event in listener.events():
+            if isinstance(event, FinalTranscript):
+                event = dataclasses.replace(event, speech_end_t=self._clock.to_wall(event.speech_end_t))
+                if event.text.strip():
+                    self.record.add_user(event.text.strip())
+                    self._publish("final_turn", event.text.strip(), "user")
+            await self.turns.handle(event)
+
+    # -- audio out ---------------------------------------------------------------------------------
+    async def _on_connected(self) -> None:
+        if self.deps.call.greeting and self.deps.greeting:
+            await self._greet()
+        for hook in self.deps.on_call_connected:
+            try:
+                await hook(self)
+            except Exception:
+                log.exception("call %s: on_call_connected hook %r failed", self.call_id, hook)
+
+    async def _greet(self) -> None:
+        await asyncio.sleep(_GREETING_DELAY_S)
+        make_greeting = getattr(self.conversation, "greeting", None)  # personalised, and kept in its history
+        text = make_greeting() if callable(make_greeting) else self.deps.greeting
+        entry = self.record.add_agent(text, source="greeting")
+        entry.interrupted = not await self.turns.say(text, "greeting", remember=not callable(make_greeting))
+
+    async def speak_proactive(self, text: str, message_id: str) -> bool:
+        """Say ``text`` at the next natural pause (never over the caller); True once it was fully spoken.
+
+        False if no pause came within ``CallConfig.proactive_timeout_s``, the caller cut it off, or the call
+        ended: the caller of this method should then keep the message for redelivery.
+        """
+        if self._closing is not None:
+            return False
+        cfg = self.deps.call
+        if not await self.turns.wait_for_pause(cfg.proactive_pause_ms / 1000, cfg.proactive_timeout_s):
+            metrics.PROACTIVE_SPOKEN.labels("no_pause").inc()
+            return False
+        self.events.emit("proactive", {"message_id": message_id, "text": text})
+        entry = self.record.add_agent(text, source="proactive", message_id=message_id)
+        try:
+            spoken = await self.turns.say(text, "proactive")
+        except asyncio.CancelledError:
+            spoken = False
+            raise
+        finally:
+            entry.interrupted = not spoken
+            if spoken:
+                self._publish("final_turn", text, "agent")
+            metrics.PROACTIVE_SPOKEN.labels("spoken" if spoken else "interrupted").inc()
+        return spoken and self._closing is None
+
+    # -- CallControl for agent tools -----------------------------------------------------------------
+    async def end_call(self) -> None:
+        """Hang up after the agent finishes its current sentence."""
+        self._spawn(self._end_after_speech(), "end-call")
+
+    async def transfer(self, target: str) -> None:
+        """Emits a ``transfer`` event; a transport that can transfer (SIP REFER) acts on it."""
+        self.events.emit("transfer", {"target": target})
+        kind = self.transport.kind if self.transport is not None else "this"
+        log.warning("call %s: transfer to %s requested (a %s call)", self.call_id, target, kind)
+
+    async def _end_after_speech(self) -> None:
+        await self.audio.wait_done()
+        await self.close("agent_ended")
+
+    # -- records -----------------------------------------------------------------------------------
+    def _turn_done(self, result: TurnResult) -> None:
+        delays = result.timing.as_delays()
+        said = result.spoken_text if result.interrupted else result.agent_text
+        self.record.add_agent(said).interrupted = result.interrupted
+        if said.strip():
+            self._publish("final_turn", said.strip(), "agent")
+        self.record.turns.append(
+            RecordedTurn(
+                index=len(self.record.turns),
+                user_text=result.user_text,
+                agent_text=result.agent_text,
+                speech_end=time.time() - (time.monotonic() - result.timing.speech_end),
+                stages=delays,
+                sources=result.sources,
+                interrupted=result.interrupted,
+            )
+        )
+        metrics.TURNS.inc()
+        if result.interrupted:
+            metrics.INTERRUPTIONS.inc()
+            self.record.add_interruption(result.spoken_text)
+        marks = result.timing.marks
+        TurnTimings(result.timing.speech_end, *(marks.get(stage) for stage in STAGES)).observe()
+
+    def _publish(
+        self,
+        event: Literal["call_started", "call_ended", "final_turn"],
+        text: str | None = None,
+        role: Literal["user", "agent"] | None = None,
+    ) -> None:
+        if self.deps.conversation_events is not None:
+            self.deps.conversation_events.publish(event, self.call_id, self.user_id, text, role)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Live view for the API and the admin dashboard."""
+        data = self.record.to_dict()
+        connection = self.transport.connection_state if self.transport is not None else "connected"
+        data.update(state=self.turns.state.value, connection=connection, live=self._closing is None)
+        return data

@@ -1,0 +1,122 @@
+"""The admin API's bodies as pydantic models: what requests are validated against and what the OpenAPI
+document (``server.http.admin.openapi``) is generated from. Campaigns are ``scheduler.campaigns`` models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scheduler.campaigns import CampaignSpec
+
+
+class ErrorBody(BaseModel):
+    error: str
+    details: list[dict[str, Any]] | None = Field(None, description="one entry per invalid field")
+
+
+class CampaignView(CampaignSpec):
+    """A campaign as stored, with its schedule state."""
+
+    id: str
+    status: Literal["active", "paused", "cancelled", "completed"]
+    created_at: datetime
+    updated_at: datetime
+    last_run_at: datetime | None = None
+    next_run_at: datetime | None = None
+
+
+class CampaignList(BaseModel):
+    campaigns: list[CampaignView] = Field(description="newest first")
+
+
+class DeliveryView(BaseModel):
+    user_id: str
+    run_at: datetime | None
+    idempotency_key: str
+    prompt_id: str
+    status: str = Field(
+        description="the scheduler's until the prompt is on the bus (scheduled, deferred, dropped, failed, "
+        "published), then the nodes' (claimed, delivered, pending = held for the next call, expired)"
+    )
+    detail: str | None = None
+    updated_at: datetime | None = None
+
+
+class CampaignDeliveries(BaseModel):
+    campaign_id: str
+    deliveries: list[DeliveryView] = Field(description="one row per user and run")
+
+
+class IntentResultView(BaseModel):
+    conversation_id: str
+    user_id: str
+    label: str
+    confidence: float
+    follow_up: bool
+    prompt: str | None = None
+    when: datetime | None = None
+    fallback: bool
+    analyzed_at: datetime
+
+
+class IntentList(BaseModel):
+    intents: list[IntentResultView] = Field(description="newest first")
+
+
+class ConversationIntents(IntentList):
+    conversation_id: str
+
+
+class LiveCallView(BaseModel):
+    """A live call's snapshot (its call record so far, plus its state)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    call_id: str
+    user_id: str | None = None
+    started_at: float
+    transcript: list[dict[str, Any]]
+    state: str = Field(description="listening, thinking or speaking")
+    connection: str
+
+
+class LiveCalls(BaseModel):
+    calls: list[LiveCallView]
+    available: bool = Field(description="false when this server has no call registry")
+
+
+class SendPromptRequest(BaseModel, extra="forbid"):
+    """A prompt to send now: needs text to speak or an intent the agent phrases."""
+
+    user_id: str = Field(min_length=1, max_length=200)
+    text: str | None = Field(None, min_length=1, max_length=2000)
+    intent: str | None = Field(None, min_length=1, max_length=200)
+    ttl_s: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _content(self) -> SendPromptRequest:
+        if self.text is None and self.intent is None:
+            raise ValueError("a prompt needs 'text' to speak or an 'intent' for the agent")
+        return self
+
+
+class SendPromptResult(BaseModel):
+    prompt_id: str
+    idempotency_key: str
+    user_id: str
+    status: Literal["published", "deferred", "dropped", "duplicate", "failed"]
+    expires_at: datetime
+
+
+class StageLatency(BaseModel):
+    stage: str
+    count: int
+    mean_s: float | None
+    p50_s: float | None
+    p95_s: float | None
+
+
+class LatencySummary(BaseModel):
+    stages: list[StageLatency]

@@ -1,0 +1,1 @@
+"""WebRTC transport (aiortc): signaling, media tracks, and ``WebRTCCall`` around the call core."""

@@ -1,1 +1,0 @@
-from tests.server.bus.harness import bus_backend, bus_factory, bus_topic  # noqa: F401

@@ -1,0 +1,237 @@
+"""The dashboard in headless Chromium against a real admin API (scheduler + embedded bus in a thread).
+
+Signs in with the token, creates a campaign, pauses it, sends a prompt now and checks what the page shows
+and what reached the bus. With a real knowledge base (embedded store in a tmp dir, MiniLM embeddings) it
+uploads, lists and deletes documents through the page and checks what became searchable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from knowledge.config import KnowledgeConfig
+from knowledge.knowledge_base import KnowledgeBase
+from messaging.bus import Message
+from messaging.embedded import EmbeddedBus
+from scheduler.config import SchedulerConfig
+from scheduler.publishing import BusPromptPublisher
+from scheduler.service import SchedulerService
+from server.http.admin import AdminDeps, admin_routes, dashboard_routes
+from server.http.app import knowledge_routes
+from server.storage.delivery_ledger import open_delivery_ledger
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TOKEN = "dash-token"
+
+
+class DashboardServer:
+    """Admin API + dashboard on 127.0.0.1 in a background thread with its own event loop."""
+
+    def __init__(self, db_path: Path, knowledge: KnowledgeConfig | None = None) -> None:
+        self.db_path = db_path
+        self.knowledge = knowledge
+        self.kb: KnowledgeBase | None = None
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.received: list[Message] = []
+        self.port = 0
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=20)
+
+    async def _start(self) -> None:
+        self.bus = EmbeddedBus()
+
+        async def collect(message: Message) -> None:
+            self.received.append(message)
+
+        self.bus.subscribe("voice_proactive", "test-rtc", collect)
+        await self.bus.start()
+        config = SchedulerConfig(jobstore_url=f"sqlite:///{self.db_path}")
+        self.ledger = open_delivery_ledger(self.db_path.with_suffix(".ledger.sqlite3"))
+        self.service = SchedulerService(config, BusPromptPublisher(self.bus, "voice_proactive"), self.ledger)
+        await self.service.start()
+        app = web.Application()
+        app.add_routes(admin_routes(AdminDeps.from_scheduler(self.service, TOKEN)))
+        app.add_routes(dashboard_routes())
+        if self.knowledge is not None:
+            self.kb = KnowledgeBase(self.knowledge)
+            await self.kb.start()
+            app.add_routes(knowledge_routes(self.kb, TOKEN))
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+
+    def stop(self) -> None:
+        async def _stop() -> None:
+            await self.runner.cleanup()
+            if self.kb is not None:
+                await self.kb.close()
+            await self.service.stop()
+            await self.bus.close()
+            self.ledger.close()
+
+        asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(timeout=20)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+    def retrieve(self, query: str) -> list[Any]:
+        assert self.kb is not None
+        future = asyncio.run_coroutine_threadsafe(self.kb.retriever.retrieve(query, k=3), self.loop)
+        return list(future.result(timeout=30))
+
+    def get_json(self, path: str) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[DashboardServer]:
+    server = DashboardServer(tmp_path / "dash.sqlite3")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def knowledge_dashboard(tmp_path: Path) -> Iterator[DashboardServer]:
+    server = DashboardServer(
+        tmp_path / "dash.sqlite3", KnowledgeConfig(embedded_path=str(tmp_path / "knowledge.sqlite3"))
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def _sign_in(page: Any, port: int) -> None:
+    page.goto(f"http://127.0.0.1:{port}/admin/")
+    page.fill("#token", TOKEN)
+    page.click("#login-form button")
+    page.wait_for_selector("#app:not([hidden])")
+
+
+def test_dashboard_login_campaign_and_send_now(dashboard: DashboardServer, chromium: Any) -> None:
+    with chromium.launch() as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"http://127.0.0.1:{dashboard.port}/admin/")
+
+        page.fill("#token", "wrong")
+        page.click("#login-form button")
+        page.wait_for_selector("#login-error:has-text('Wrong token')")
+
+        page.fill("#token", TOKEN)
+        page.click("#login-form button")
+        page.wait_for_selector("#app:not([hidden])")
+        assert "does not expose live calls" in page.inner_text("#calls")
+        page.wait_for_selector("#latency-note:has-text('placeholder')")
+        page.wait_for_selector("#knowledge-note:has-text('does not expose the knowledge document API')")
+        assert page.locator("#knowledge-form").is_hidden()
+
+        form = "#campaign-form"
+        page.fill(f"{form} [name=name]", "Renewal reminder")
+        page.fill(f"{form} [name=audience]", "alice, bob")
+        page.fill(f"{form} [name=content]", "Your plan renews tomorrow.")
+        page.select_option(f"{form} [name=schedule_kind]", "cron")
+        page.fill(f"{form} [name=cron]", "0 9 * * MON-FRI")
+        page.fill(f"{form} [name=timezone]", "Europe/Paris")
+        page.click(f"{form} button[type=submit]")
+        page.wait_for_selector("#campaigns tr:has-text('Renewal reminder')")
+        row = page.locator("#campaigns tr", has_text="Renewal reminder")
+        assert "active" in row.inner_text() and "alice, bob" in row.inner_text()
+
+        row.get_by_role("button", name="Pause").click()
+        page.wait_for_selector("#campaigns tr:has-text('paused')")
+        row.get_by_role("button", name="Delivery").click()
+        page.wait_for_selector("#deliveries-panel:not([hidden])")
+
+        page.select_option(f"{form} [name=schedule_kind]", "cron")
+        page.fill(f"{form} [name=cron]", "every day")
+        page.click(f"{form} button[type=submit]")
+        page.wait_for_selector("#app-error:has-text('invalid cron')")
+
+        page.fill("#send-form [name=user_id]", "carol")
+        page.fill("#send-form [name=text]", "Your order has shipped.")
+        page.click("#send-form button")
+        page.wait_for_selector("#send-result:has-text('published')")
+        body = json.loads(dashboard.received[-1].body)
+        assert (body["user_id"], body["text"]) == ("carol", "Your order has shipped.")
+        assert errors == []
+
+
+def test_dashboard_uploads_lists_and_deletes_knowledge_documents(
+    knowledge_dashboard: DashboardServer, chromium: Any, tmp_path: Path
+) -> None:
+    server = knowledge_dashboard
+    markdown = tmp_path / "clinic-hours.md"
+    markdown.write_text("# Opening hours\n\nThe Lyon clinic opens at 7:45 am on Saturdays.\n")
+    title = "<img src=x onerror=alert(1)> Clinic hours"  # must show as text, never as markup
+    with chromium.launch() as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        _sign_in(page, server.port)
+        page.wait_for_selector("#knowledge-note:has-text('No documents yet')")
+
+        page.set_input_files("#knowledge-file", str(markdown))
+        page.fill("#knowledge-form [name=title]", title)
+        page.click("#knowledge-form button[type=submit]")
+        page.wait_for_selector("#knowledge-result:has-text('is ready')", timeout=60_000)
+        row = page.locator("#knowledge-docs tr", has_text="Clinic hours")
+        assert row.locator("td.status-ready").inner_text() == "ready"
+        assert title in row.inner_text() and "upload" in row.inner_text()
+        assert page.locator("#knowledge-docs img").count() == 0
+        doc_id = row.get_attribute("data-doc-id")
+        assert doc_id and int(row.locator("td").nth(3).inner_text()) >= 1
+
+        hits = server.retrieve("when does the Lyon clinic open on Saturday")
+        assert hits and "7:45 am" in hits[0].text
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name="Delete").click()
+        page.wait_for_selector("#knowledge-note:has-text('No documents yet')", timeout=30_000)
+        assert page.locator("#knowledge-docs tr").count() == 0
+        assert server.get_json(f"/api/knowledge/documents/{doc_id}")[0] == 404
+        assert server.get_json("/api/knowledge/documents") == (200, {"documents": []})
+        assert not any("7:45" in hit.text for hit in server.retrieve("Lyon clinic Saturday opening"))
+
+        # refused by the API (415): the page says why and lists nothing
+        page.set_input_files(
+            "#knowledge-file",
+            files=[{"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n"}],
+        )
+        page.click("#knowledge-form button[type=submit]")
+        page.wait_for_selector("#knowledge-error:has-text('photo.png')")
+        assert "is not accepted" in page.inner_text("#knowledge-error")
+
+        # accepted but unparseable: listed as failed with the reason
+        page.set_input_files(
+            "#knowledge-file", files=[{"name": "blank.md", "mimeType": "text/markdown", "buffer": b"\n \n"}]
+        )
+        page.click("#knowledge-form button[type=submit]")
+        page.wait_for_selector("#knowledge-result.error:has-text('failed')", timeout=30_000)
+        assert page.inner_text("#knowledge-error") == ""
+        failed = page.locator("#knowledge-docs tr", has_text="blank.md")
+        assert "failed: " in failed.inner_text() and "no text" in failed.inner_text()
+        assert errors == []

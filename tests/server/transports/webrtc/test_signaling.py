@@ -1,0 +1,187 @@
+"""Signaling and the HTTP API with fake models: bad offers are 400s with a reason, never crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import AudioStreamTrack
+
+from server.config import IceServer
+from server.http.app import create_app
+from server.settings import Settings
+from server.transports.webrtc.signaling import SignalingError, browser_ice_servers, parse_offer
+from tests.server.fakes import fake_deps
+
+
+async def _real_offer() -> str:
+    pc = RTCPeerConnection()
+    pc.addTrack(AudioStreamTrack())
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "bad_json"),
+        (b"[1, 2]", "bad_json"),
+        (b'{"type": "answer", "sdp": "v=0"}', "bad_type"),
+        (b'{"type": "offer"}', "bad_sdp"),
+        (b'{"type": "offer", "sdp": ""}', "bad_sdp"),
+        (b'{"type": "offer", "sdp": "hello"}', "bad_sdp"),
+        (
+            b'{"type": "offer", "sdp": "v=0\\r\\no=- 1 1 IN IP4 0.0.0.0\\r\\ns=-\\r\\nt=0 0\\r\\n"}',
+            "no_audio",
+        ),
+        (b'{"type": "offer", "sdp": "v=0\\r\\nm=audio x\\r\\n"}', "bad_sdp"),
+    ],
+)
+def test_parse_offer_rejects_malformed_input(body: bytes, reason: str) -> None:
+    with pytest.raises(SignalingError) as info:
+        parse_offer(body)
+    assert info.value.reason == reason
+    assert str(info.value)
+
+
+async def test_parse_offer_accepts_a_real_offer() -> None:
+    sdp = await _real_offer()
+    offer = parse_offer(json.dumps({"sdp": sdp, "type": "offer", "user_id": "u-1"}).encode())
+    assert offer.user_id == "u-1"
+    assert offer.description.sdp == sdp
+    with pytest.raises(SignalingError):
+        parse_offer(json.dumps({"sdp": sdp, "type": "offer", "user_id": "bad id with spaces"}).encode())
+
+
+def test_ice_servers_for_the_browser() -> None:
+    servers = [
+        IceServer(urls=["stun:127.0.0.1:3478"]),
+        IceServer(urls=["turn:127.0.0.1"], username="u", credential="p"),
+    ]
+    assert browser_ice_servers(servers) == [
+        {"urls": ["stun:127.0.0.1:3478"]},
+        {"urls": ["turn:127.0.0.1"], "username": "u", "credential": "p"},
+    ]
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> TestClient:
+    settings = Settings()
+    deps = fake_deps(tmp_path, settings)
+    async with TestClient(TestServer(create_app(settings, deps))) as c:
+        yield c
+    deps.records.close()
+
+
+async def test_bad_offers_get_400_with_reason(client: TestClient) -> None:
+    for body in (b"{", b'{"sdp": 5}', b'{"type": "offer", "sdp": "v=0\\r\\nbroken"}'):
+        resp = await client.post("/api/calls/offer", data=body)
+        assert resp.status == 400, await resp.text()
+        assert "error" in await resp.json()
+    resp = await client.get("/healthz")
+    assert resp.status == 200
+
+
+async def test_offer_answered_and_call_listed(client: TestClient) -> None:
+    sdp = await _real_offer()
+    resp = await client.post("/api/calls/offer", json={"sdp": sdp, "type": "offer", "user_id": "alice"})
+    assert resp.status == 200, await resp.text()
+    answer = await resp.json()
+    assert answer["type"] == "answer" and answer["sdp"].startswith("v=0")
+    call_id = answer["call_id"]
+    live = await (await client.get(f"/api/calls/{call_id}")).json()
+    assert live["user_id"] == "alice" and live["live"] is True
+    assert (await client.post(f"/api/calls/{call_id}/hangup")).status == 200
+    stored = await (await client.get(f"/api/calls/{call_id}")).json()
+    assert stored["end_reason"] == "hangup" and stored["live"] is False
+    listed = await (await client.get("/api/calls", headers={"Authorization": "Bearer change-me"})).json()
+    assert [c["call_id"] for c in listed["calls"]] == [call_id]
+    assert (await client.get("/api/calls")).status == 401
+    assert (await client.get("/api/calls/nope")).status == 404
+
+
+async def test_ice_servers_served_to_the_page(tmp_path: Path) -> None:
+    settings = Settings()
+    settings.server.ice_servers = [IceServer(urls=["stun:127.0.0.1:3478"])]
+    deps = fake_deps(tmp_path, settings)
+    async with TestClient(TestServer(create_app(settings, deps))) as c:
+        config = await (await c.get("/api/calls/config")).json()
+    assert config == {"iceServers": [{"urls": ["stun:127.0.0.1:3478"]}], "tokenRequired": False}
+    deps.records.close()
+
+
+async def test_config_metrics_readiness_and_page(client: TestClient) -> None:
+    assert (await client.get("/readyz")).status == 200
+    metrics = await (await client.get("/metrics")).text()
+    assert "voice_agent_calls_active" in metrics
+    page = await (await client.get("/")).text()
+    assert "call.js" in page
+    assert (await client.get("/static/call.js")).status == 200
+
+
+async def test_call_token_required_when_configured(tmp_path: Path) -> None:
+    settings = Settings()
+    settings.server.call_token = "s3cret"
+    deps = fake_deps(tmp_path, settings)
+    async with TestClient(TestServer(create_app(settings, deps))) as c:
+        sdp = await _real_offer()
+        assert (await c.post("/api/calls/offer", json={"sdp": sdp, "type": "offer"})).status == 401
+        wrong = await c.post("/api/calls/offer", json={"sdp": sdp}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status == 401
+        ok = await c.post("/api/calls/offer?token=s3cret", json={"sdp": sdp, "type": "offer"})
+        assert ok.status == 200
+        call_id = (await ok.json())["call_id"]
+        assert (await c.get(f"/api/calls/{call_id}")).status == 401
+        assert (
+            await c.post(f"/api/calls/{call_id}/hangup", headers={"Authorization": "Bearer s3cret"})
+        ).status == 200
+    deps.records.close()
+
+
+async def test_a_caller_that_never_connects_is_dropped(tmp_path: Path) -> None:
+    settings = Settings()
+    settings.server.call.connect_timeout_s = 0.5
+    deps = fake_deps(tmp_path, settings)
+    async with TestClient(TestServer(create_app(settings, deps))) as c:
+        resp = await c.post("/api/calls/offer", json={"sdp": await _real_offer(), "type": "offer"})
+        call_id = (await resp.json())["call_id"]
+        assert len(deps.registry) == 1
+        await asyncio.sleep(1.0)
+        assert len(deps.registry) == 0
+        stored = await (await c.get(f"/api/calls/{call_id}")).json()
+        assert stored["end_reason"] == "connect_timeout"
+    deps.records.close()
+
+
+async def test_events_socket_replays_history_and_takes_a_hangup(client: TestClient) -> None:
+    resp = await client.post("/api/calls/offer", json={"sdp": await _real_offer(), "type": "offer"})
+    call_id = (await resp.json())["call_id"]
+    assert (await client.get("/api/calls/unknown/events")).status == 404
+    async with client.ws_connect(f"/api/calls/{call_id}/events") as ws:
+        await ws.send_json({"type": "hangup"})
+        events = [json.loads(msg.data) async for msg in ws]
+    assert events[-1]["type"] == "ended" and events[-1]["reason"] == "hangup"
+    stored = await (await client.get(f"/api/calls/{call_id}")).json()
+    assert stored["end_reason"] == "hangup"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement"),
+    [
+        (r"a=fingerprint:[^\r\n]*\r\n", ""),  # aiortc would crash in DTLS start without it
+        (r"a=setup:[^\r\n]*\r\n", ""),  # aiortc raised AttributeError in setRemoteDescription
+        (r"a=rtpmap:[^\r\n]*\r\n", ""),
+        (r"a=candidate:", "a=candidate:x "),
+    ],
+)
+async def test_broken_real_offers_are_400_not_500(client: TestClient, pattern: str, replacement: str) -> None:
+    sdp = re.sub(pattern, replacement, await _real_offer(), count=1 if replacement else 0)
+    resp = await client.post("/api/calls/offer", json={"sdp": sdp, "type": "offer"})
+    assert resp.status == 400, await resp.text()
