@@ -259,6 +259,7 @@ async def build_call_deps(
         ice_servers=list(settings.server.ice_servers),
         node_id=settings.server.node_id,
         greeting=settings.agent.greeting,
+        apology=settings.agent.apology,
         stt=stt,
         tts=tts,
         new_conversation=conversation_factory(settings, llm, retriever, callback_scheduler, embedder),

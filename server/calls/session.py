@@ -33,7 +33,7 @@ from server.calls.events import CallEventFeed
 from server.calls.playback import PlaybackOutput
 from server.calls.record import CallRecord, CallRecordStore, RecordedTurn
 from server.calls.registry import SessionRegistry
-from server.calls.turn_taking import ReplyConversation, TurnResult, TurnTaker
+from server.calls.turn_taking import DEFAULT_APOLOGY, ReplyConversation, TurnResult, TurnTaker
 from server.config import CallConfig
 from speech.bargein import BargeInDetector
 from speech.config import SpeechConfig
@@ -69,6 +69,7 @@ class CallDeps:
     on_call_connected: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
     # Called with the session after it ended and its record was saved (e.g. publish a ConversationEvent).
     on_call_ended: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    apology: str = DEFAULT_APOLOGY  # said when the TTS fails mid-reply (``agent.apology``)
 
 
 class MediaTransport(Protocol):
@@ -111,7 +112,9 @@ class CallSession:
         self.record = CallRecord(self.call_id, deps.node_id, user_id)
         self.audio = PlaybackOutput(output_rate)
         self.conversation = deps.new_conversation(user_id, self)
-        self.turns = TurnTaker(self.conversation, deps.tts, self.audio, self.events.emit, self._turn_done)
+        self.turns = TurnTaker(
+            self.conversation, deps.tts, self.audio, self.events.emit, self._turn_done, apology=deps.apology
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Task[None] | None = None
         self._greeted = False
@@ -275,13 +278,28 @@ class CallSession:
         """Say ``text`` at the next natural pause (never over the caller); True once it was fully spoken.
 
         False if no pause came within ``CallConfig.proactive_timeout_s``, the caller cut it off, or the call
-        ended: the caller of this method should then keep the message for redelivery.
+        ended: the caller of this method should then keep the message for redelivery. It runs as one of the
+        call's tasks, so a hang-up ends the wait (or the playing) at once instead of leaving the bus handler
+        waiting for a pause, or for audio nobody reads any more.
         """
         if self._closing is not None:
             return False
+        task = self._spawn(self._speak_proactive(text, message_id), "proactive")
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task.cancelled():
+            return False
+        return task.result() and self._closing is None
+
+    async def _speak_proactive(self, text: str, message_id: str) -> bool:
         cfg = self.deps.call
         if not await self.turns.wait_for_pause(cfg.proactive_pause_ms / 1000, cfg.proactive_timeout_s):
             metrics.PROACTIVE_SPOKEN.labels("no_pause").inc()
+            return False
+        if self._closing is not None:  # the pause was the hang-up cancelling the reply
             return False
         self.events.emit("proactive", {"message_id": message_id, "text": text})
         entry = self.record.add_agent(text, source="proactive", message_id=message_id)
@@ -295,7 +313,7 @@ class CallSession:
             if spoken:
                 self._publish("final_turn", text, "agent")
             metrics.PROACTIVE_SPOKEN.labels("spoken" if spoken else "interrupted").inc()
-        return spoken and self._closing is None
+        return spoken
 
     # -- CallControl for agent tools -----------------------------------------------------------------
     async def end_call(self) -> None:
@@ -328,6 +346,7 @@ class CallSession:
                 stages=delays,
                 sources=result.sources,
                 interrupted=result.interrupted,
+                error=result.error,
             )
         )
         metrics.TURNS.inc()
