@@ -268,7 +268,8 @@ class CallSession:
                 log.exception("call %s: on_call_connected hook %r failed", self.call_id, hook)
 
     async def _greet(self) -> None:
-        await asyncio.sleep(_GREETING_DELAY_S)
+        recall = getattr(self.conversation, "recall", None)  # memory, read off the loop, names the caller
+        await asyncio.gather(asyncio.sleep(_GREETING_DELAY_S), *([recall()] if callable(recall) else []))
         make_greeting = getattr(self.conversation, "greeting", None)  # personalised, and kept in its history
         text = make_greeting() if callable(make_greeting) else self.deps.greeting
         entry = self.record.add_agent(text, source="greeting")

@@ -226,12 +226,14 @@ async def test_memory_persists_across_conversations(tmp_path: Any) -> None:
 
     llm = FakeLLM(["Welcome back."])
     second = Conversation(llm, config, memory=MemoryStore(config.memory_path), user_id="alice")
+    await second.recall()
     assert second.greeting().startswith("Hello Alice!")
     await collect(second, "Do you remember me?")
     system = llm.calls[0][0].content
     assert "The user's name is Alice." in system and "The user lives in Lisbon." in system
     assert "Last time the user said" in system
     other = Conversation(FakeLLM(["Hi."]), config, memory=MemoryStore(config.memory_path), user_id="bob")
+    await other.recall()
     assert not other.greeting().startswith("Hello Alice")
 
 
