@@ -8,8 +8,10 @@ from then on the RTC nodes write its state), ``dropped`` (would only be allowed 
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,7 +22,8 @@ from scheduler.publishing import OutgoingPrompt, PromptPublisher, proactive_prom
 log = logging.getLogger(__name__)
 
 SendOutcome = Literal["published", "deferred", "dropped", "duplicate", "failed"]
-DeferFn = Callable[[OutgoingPrompt, datetime, bool], None]
+# Hands a waiting prompt to whatever publishes it later (the service's job store; a client: nothing).
+DeferFn = Callable[[OutgoingPrompt, datetime, bool], Awaitable[None] | None]
 
 
 class OutreachSender:
@@ -42,7 +45,7 @@ class OutreachSender:
             await self.record(prompt, "dropped", now, f"expired at {prompt.expires_at.isoformat()} before publish")
             return "dropped"
         if respect_policy:
-            allowed = self._policy.allowed_at(prompt.user_id, now)
+            allowed = await asyncio.to_thread(self._policy.allowed_at, prompt.user_id, now)
             if allowed > now:
                 if allowed >= prompt.expires_at:
                     detail = f"rate limit/quiet hours until {allowed.isoformat()}, after expiry"
@@ -50,7 +53,7 @@ class OutreachSender:
                     return "dropped"
                 detail = f"rate limit/quiet hours until {allowed.isoformat()}"
                 await self.record(prompt, "deferred", allowed, detail, waiting(prompt, respect_policy))
-                self._defer(prompt, allowed, respect_policy)
+                await self._hand_over(prompt, allowed, respect_policy)
                 return "deferred"
         message = proactive_prompt(prompt)
         if not await self.deliveries.begin_publish(message, prompt.source, now.timestamp()):
@@ -65,13 +68,18 @@ class OutreachSender:
             )
             await self.deliveries.publish_failed(message, f"publish failed: {exc}")
             return "failed"
-        self._policy.record_prompt(prompt.user_id, now)
+        await asyncio.to_thread(self._policy.record_prompt, prompt.user_id, now)
         return "published"
 
     async def defer(self, prompt: OutgoingPrompt, when: datetime, respect_policy: bool, detail: str) -> None:
         """Record ``prompt`` as waiting for ``when`` and hand it to the deferral job."""
         await self.record(prompt, "scheduled", when, detail, waiting(prompt, respect_policy))
-        self._defer(prompt, when, respect_policy)
+        await self._hand_over(prompt, when, respect_policy)
+
+    async def _hand_over(self, prompt: OutgoingPrompt, when: datetime, respect_policy: bool) -> None:
+        result = self._defer(prompt, when, respect_policy)
+        if inspect.isawaitable(result):
+            await result
 
     async def record(
         self,
