@@ -53,6 +53,9 @@ class VoiceNode:
         self._cleanup = contextlib.AsyncExitStack()
         self._stop = asyncio.Event()
         self._server: asyncio.Task[None] | None = None
+        # Components that failed to start, with why: the node serves calls without them, and /readyz
+        # answers 503 "degraded" naming them, so a load balancer and an operator both see it.
+        self.degraded: dict[str, str] = {}
 
     async def start(self) -> None:
         try:
@@ -102,9 +105,11 @@ class VoiceNode:
     async def _start_knowledge(self) -> Any:
         if not self.settings.server.rag:
             return None
-        kb = await start_knowledge(self.settings)
+        kb, problem = await start_knowledge(self.settings)
         if kb is not None:
             self._cleanup.push_async_callback(kb.close)
+        else:
+            self.degraded["knowledge"] = problem or "not started"
         return kb
 
     async def _start_scheduler(self, llm: Any) -> Any:
@@ -141,7 +146,7 @@ class VoiceNode:
         async def on_started(app: Any) -> None:
             started.set()
 
-        app = create_app(self.settings, self.deps, extra_routes=routes)
+        app = create_app(self.settings, self.deps, extra_routes=routes, degraded=self.degraded)
         self._server = asyncio.create_task(
             serve(app, self.settings.server.host, self.settings.server.port, on_started=on_started, stop=self._stop),
             name=f"node-{self.node_id}-http",
@@ -206,19 +211,19 @@ async def run_scheduler_process(settings: Settings, stop: asyncio.Event | None =
         await stop.wait()
 
 
-async def start_knowledge(settings: Settings) -> Any:
-    """The knowledge base (RAG retriever and upload routes), or None when it cannot start here."""
+async def start_knowledge(settings: Settings) -> tuple[Any, str | None]:
+    """``(knowledge base, None)``, or ``(None, why)`` when it cannot start here: calls then run without
+    retrieval, and the node reports itself degraded (``/readyz``) instead of pretending all is well."""
     try:
         from knowledge.knowledge_base import KnowledgeBase
 
-        kb = KnowledgeBase(settings.knowledge)
+        kb = await asyncio.to_thread(KnowledgeBase, settings.knowledge)  # loads the embedding model
         await kb.start()
-        return kb
-    except Exception as exc:  # noqa: BLE001 - a missing embedding model must not stop calls: they run without RAG
-        log.warning(
-            "knowledge base not started, calls run without retrieval: %s: %s", type(exc).__name__, exc
-        )
-        return None
+        return kb, None
+    except Exception as exc:  # noqa: BLE001 - a missing model or an unreachable store must not stop calls
+        problem = f"{type(exc).__name__}: {exc}"
+        log.error("knowledge base not started, calls run without retrieval: %s", problem, exc_info=exc)
+        return None, problem
 
 
 async def build_call_deps(
