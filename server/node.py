@@ -220,7 +220,7 @@ async def start_knowledge(settings: Settings) -> tuple[Any, str | None]:
         kb = await asyncio.to_thread(KnowledgeBase, settings.knowledge)  # loads the embedding model
         await kb.start()
         return kb, None
-    except Exception as exc:  # noqa: BLE001 - a missing model or an unreachable store must not stop calls
+    except Exception as exc:  # a missing model or an unreachable store must not stop calls
         problem = f"{type(exc).__name__}: {exc}"
         log.error("knowledge base not started, calls run without retrieval: %s", problem, exc_info=exc)
         return None, problem
