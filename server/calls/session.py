@@ -180,13 +180,13 @@ class CallSession:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.audio.interrupt()
+        self.record.ended_at = time.time()
+        self.record.end_reason = reason  # before the transport closes: it may tell the far end why
         if self.transport is not None:
             try:
                 await self.transport.close()
             except Exception:
                 log.exception("call %s: closing the %s transport failed", self.call_id, self.transport.kind)
-        self.record.ended_at = time.time()
-        self.record.end_reason = reason
         self.events.emit("ended", {"reason": reason})
         self.events.close()
         if not self._answered:  # the offer was rejected: there was no call to record

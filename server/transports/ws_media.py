@@ -123,8 +123,16 @@ class MediaStreamCall:
         return "closed" if self.ws.closed else "connected"
 
     async def close(self) -> None:
-        """The session ended: the handler closes the socket once ``run`` returns."""
+        """The session ended (whoever ended it): close the gateway's socket with a normal closure and the
+        reason, so the gateway hangs up its side instead of streaming into a call that is gone."""
         self._push(None)
+        if self.ws.closed:
+            return
+        reason = (self.session.record.end_reason if self.session is not None else None) or "call ended"
+        with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+            await asyncio.wait_for(
+                self.ws.close(code=WSCloseCode.OK, message=f"call ended: {reason}".encode()[:120]), 5
+            )
 
     async def _handle(self, text: str) -> bool:
         try:
