@@ -33,6 +33,8 @@ from server.proactive.held_prompts import HeldPromptGreeting
 from server.settings import Settings
 from server.storage.call_records import open_call_record_store
 from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
+from server.storage.spool import DiskSpool
+from server.storage.spooled_records import SpoolingCallRecordStore
 
 log = logging.getLogger(__name__)
 
@@ -252,12 +254,25 @@ async def build_call_deps(
     await stt.warm_up()
     await _warm_up(tts, llm)
     storage = settings.storage
-    records = await asyncio.to_thread(
-        open_call_record_store,
-        storage.records,
-        connect_timeout_s=storage.connect_timeout_s,
-        statement_timeout_s=storage.statement_timeout_s,
+    node_id = settings.server.node_id
+    records = SpoolingCallRecordStore(
+        await asyncio.to_thread(
+            open_call_record_store,
+            storage.records,
+            connect_timeout_s=storage.connect_timeout_s,
+            statement_timeout_s=storage.statement_timeout_s,
+        ),
+        await asyncio.to_thread(_spool, settings, "call-records"),
+        storage.spool_retry_s,
     )
+    records.start()
+    events = None
+    if bus is not None:
+        spool = await asyncio.to_thread(_spool, settings, "conversation-events")
+        events = ConversationEventPublisher(
+            bus, settings.bus.topic_conversation, node_id, spool=spool, retry_s=storage.spool_retry_s
+        )
+        events.start()
     return CallDeps(
         speech=settings.speech,
         call=settings.server.call,
@@ -270,11 +285,7 @@ async def build_call_deps(
         new_conversation=conversation_factory(settings, llm, retriever, callback_scheduler, embedder),
         records=records,
         registry=registry if registry is not None else SessionRegistry(),  # an empty registry is falsy
-        conversation_events=(
-            ConversationEventPublisher(bus, settings.bus.topic_conversation, settings.server.node_id)
-            if bus is not None
-            else None
-        ),
+        conversation_events=events,
     )
 
 
@@ -338,6 +349,13 @@ def _open_ledger(settings: Settings) -> SqlDeliveryLedger:
         connect_timeout_s=storage.connect_timeout_s,
         statement_timeout_s=storage.statement_timeout_s,
     )
+
+
+def _spool(settings: Settings, name: str) -> DiskSpool:
+    """This node's outage spool ``name`` (one per node: nodes on one machine never drain each other's)."""
+    storage = settings.storage
+    max_bytes = int(storage.spool_max_mb * (1 << 20))
+    return DiskSpool(storage.spool_root(), f"{settings.server.node_id}-{name}", max_bytes=max_bytes)
 
 
 def _shared_llm(settings: Settings) -> Any:

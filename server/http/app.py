@@ -28,6 +28,7 @@ from server.http.auth import admin_only
 from server.http.call_routes import CallRoutes
 from server.http.health import COMPONENT_UP, health_report
 from server.settings import Settings
+from server.storage.engine import StoreUnavailable
 from server.transports.ws_media import media_stream_handler
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,17 @@ async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
+@web.middleware
+async def _store_unavailable_is_503(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A request that needs a database that is away (restarting, unreachable) gets 503 and Retry-After,
+    not a 500 with a stack trace: the client may simply try again."""
+    try:
+        return await handler(request)  # type: ignore[no-any-return]
+    except StoreUnavailable as exc:
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return web.json_response({"error": str(exc)}, status=503, headers={"Retry-After": "5"})
+
+
 def create_app(
     settings: Settings,
     deps: CallDeps,
@@ -73,7 +85,7 @@ def create_app(
     """The aiohttp application. ``extra_routes``: e.g. ``server.http.admin.admin_routes(AdminDeps(...))`` or
     ``knowledge_routes(kb, admin_token)``; the admin dashboard page is always mounted (it asks for the token).
     ``degraded``: components that failed to start and why (``/readyz`` reports them)."""
-    app = web.Application(client_max_size=1 << 20)
+    app = web.Application(client_max_size=1 << 20, middlewares=[_store_unavailable_is_503])
     app[SETTINGS_KEY] = settings
     app[DEPS_KEY] = deps
     app[READY_KEY] = {"ready": ready, "degraded": dict(degraded or {})}
