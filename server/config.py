@@ -35,6 +35,11 @@ class ServerConfig(BaseModel):
     ice_servers: list[IceServer] = []
     call: CallConfig = CallConfig()
     rag: bool = True  # start the knowledge base in `serve` and give calls retrieval; off: LLM only
+    # Calls this node carries at once, over every transport; past it a caller gets "all lines are busy"
+    # (HTTP/SIP 503 + Retry-After, WebSocket close 1013). 0 refuses every call (draining a node).
+    # Conservative default for 2 cores (replies start queueing past ~4 calls); set it from bench/capacity.py.
+    max_calls: int = Field(8, ge=0)
+    busy_retry_after_s: int = Field(5, ge=1)
 
 
 class StorageConfig(BaseModel):

@@ -24,6 +24,7 @@ from typing import Any
 
 from messaging.bus import MessageBus, Subscription
 from messaging.registry import create_bus
+from server.calls.admission import CallAdmission
 from server.calls.conversation_events import ConversationEventPublisher
 from server.calls.registry import SessionRegistry
 from server.calls.session import CallDeps
@@ -139,6 +140,7 @@ class VoiceNode:
             self.settings.server.admin_token,
             live_calls=self.registry,
             latency=PrometheusLatency(),
+            load=self.deps.admission,
         )
         return admin_routes(deps)
 
@@ -280,6 +282,7 @@ async def build_call_deps(
         node_id=settings.server.node_id,
         greeting=settings.agent.greeting,
         apology=settings.agent.apology,
+        admission=CallAdmission(settings.server.max_calls, settings.server.busy_retry_after_s),
         stt=stt,
         tts=tts,
         new_conversation=conversation_factory(settings, llm, retriever, callback_scheduler, embedder),

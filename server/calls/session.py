@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from server.calls import metrics
+from server.calls.admission import CallAdmission
 from server.calls.clock import StreamClock
 from server.calls.controls import ControlEvent, Hangup
 from server.calls.conversation_events import ConversationEventPublisher
@@ -70,6 +71,7 @@ class CallDeps:
     # Called with the session after it ended and its record was saved (e.g. publish a ConversationEvent).
     on_call_ended: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
     apology: str = DEFAULT_APOLOGY  # said when the TTS fails mid-reply (``agent.apology``)
+    admission: CallAdmission = field(default_factory=CallAdmission)  # ``server.max_calls``, node-wide
 
 
 class MediaTransport(Protocol):
@@ -123,6 +125,13 @@ class CallSession:
         self.ended = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    def admit(self) -> bool:
+        """Take one of the node's call slots (``server.max_calls``) before accepting the call; False: the
+        node is full and the transport must refuse it (then ``close("busy")``). The slot is released when
+        the call ends."""
+        kind = self.transport.kind if self.transport is not None else "none"
+        return self.deps.admission.try_admit(self.call_id, kind)
+
     def start(self) -> None:
         """Register the call and start its timers; a transport calls it once the call is accepted."""
         self.deps.registry.register(self)
@@ -173,6 +182,7 @@ class CallSession:
 
     async def _shutdown(self, reason: str) -> None:
         log.info("call %s ending: %s", self.call_id, reason)
+        self.deps.admission.release(self.call_id)
         await self.turns.close()
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]

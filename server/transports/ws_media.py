@@ -176,6 +176,13 @@ class MediaStreamCall:
         session = self.session = CallSession(
             self.deps, params.get("user_id") or None, output_rate=self.format.sample_rate, transport=self
         )
+        if not session.admit():  # the node is full: tell the gateway, close with 1013 "try again later"
+            busy = self.deps.admission.busy_message()
+            await self._error(busy)
+            await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"all lines are busy")
+            await session.close("busy")
+            self.session = None
+            return False
         session.start()
         await self.ws.send_json({"event": "start", "callId": session.call_id, "streamSid": self.stream_sid})
         session.listen(self._caller_frames())

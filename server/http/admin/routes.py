@@ -173,7 +173,8 @@ class AdminHandlers:
     async def live_calls(self, request: web.Request) -> web.Response:
         directory = self.deps.live_calls
         calls = [call.snapshot() for call in directory.live()] if directory is not None else []
-        return web.json_response({"calls": calls, "available": directory is not None}, dumps=_dumps)
+        load = self.deps.load.snapshot() if self.deps.load is not None else None
+        return web.json_response({"calls": calls, "available": directory is not None, "load": load}, dumps=_dumps)
 
     async def send_prompt(self, request: web.Request) -> web.Response:
         body = _parse(SendPromptRequest, await _json_body(request))
