@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.server.calls.test_call_behaviour import BARGE_INS, _barge_in_once  # noqa: E402
+from tests.server.calls.test_call_behaviour import BARGE_INS, _barge_in_once
 
 TARGET_S = 0.150
 
