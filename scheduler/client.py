@@ -41,7 +41,9 @@ class SchedulerClient:
         self.deliveries = deliveries
         policy = OutreachPolicy(self.engine, config.per_user_min_interval_s, config.quiet_hours, self._tz)
         # Deferred prompts are only recorded (with their payload); the scheduler process schedules them.
-        self.sender = OutreachSender(deliveries, policy, publisher, lambda prompt, when, respect: None)
+        self.sender = OutreachSender(
+            deliveries, policy, publisher, lambda prompt, when, respect: None, config.publish_retry_s
+        )
 
     def close(self) -> None:
         self.engine.dispose()

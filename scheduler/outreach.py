@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from scheduler.deliveries import SCHEDULER_STATES, PromptDeliveries
@@ -28,8 +28,16 @@ DeferFn = Callable[[OutgoingPrompt, datetime, bool], Awaitable[None] | None]
 
 class OutreachSender:
     def __init__(
-        self, deliveries: PromptDeliveries, policy: OutreachPolicy, publisher: PromptPublisher, defer: DeferFn
+        self,
+        deliveries: PromptDeliveries,
+        policy: OutreachPolicy,
+        publisher: PromptPublisher,
+        defer: DeferFn,
+        publish_retry_s: float = 30.0,
     ) -> None:
+        """``publish_retry_s``: a prompt the bus refused (broker away past its publish timeout) is tried
+        again this much later, until it expires."""
+        self.publish_retry_s = publish_retry_s
         self.deliveries = deliveries
         self._policy = policy
         self._publisher = publisher
@@ -67,9 +75,22 @@ class OutreachSender:
                 extra={"user_id": prompt.user_id, "key": prompt.idempotency_key},
             )
             await self.deliveries.publish_failed(message, f"publish failed: {exc}")
+            await self._retry_later(prompt, now, respect_policy, exc)
             return "failed"
         await asyncio.to_thread(self._policy.record_prompt, prompt.user_id, now)
         return "published"
+
+    async def _retry_later(
+        self, prompt: OutgoingPrompt, now: datetime, respect_policy: bool, exc: Exception
+    ) -> None:
+        """Keep a prompt the bus refused: ``deferred`` to a later attempt (the job store, or the scheduler
+        process's sync job, publishes it then), unless it would expire first (then it stays ``failed``)."""
+        retry_at = now + timedelta(seconds=self.publish_retry_s)
+        if retry_at >= prompt.expires_at:
+            return
+        detail = f"publish failed ({type(exc).__name__}); retrying at {retry_at.isoformat()}"
+        await self.record(prompt, "deferred", retry_at, detail, waiting(prompt, respect_policy))
+        await self._hand_over(prompt, retry_at, respect_policy)
 
     async def defer(self, prompt: OutgoingPrompt, when: datetime, respect_policy: bool, detail: str) -> None:
         """Record ``prompt`` as waiting for ``when`` and hand it to the deferral job."""

@@ -87,7 +87,9 @@ class SchedulerService:
         self.policy = OutreachPolicy(
             self.engine, config.per_user_min_interval_s, config.quiet_hours, self._tz
         )
-        self.sender = OutreachSender(deliveries, self.policy, publisher, self._schedule_deferred)
+        self.sender = OutreachSender(
+            deliveries, self.policy, publisher, self._schedule_deferred, config.publish_retry_s
+        )
         self._intent_job = (
             IntentFollowUpJob(config, self._conversations, intent_analyzer, self.sender)
             if intent_analyzer is not None

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from server.calls.session import CallDeps
 from server.http.admin import dashboard_routes
 from server.http.auth import admin_only
+from server.http import runtime_metrics
 from server.http.call_routes import CallRoutes
 from server.http.health import COMPONENT_UP, health_report
 from server.settings import Settings
@@ -130,6 +131,7 @@ async def serve(
 ) -> None:
     """Serve ``app`` until SIGINT/SIGTERM, ``stop`` is set or cancellation; on the way out the app's
     shutdown hooks end every call (records saved)."""
+    runtime_metrics.watch(asyncio.get_running_loop())
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
