@@ -21,7 +21,7 @@ from agent.evidence import EvidenceSelector, SentenceEmbedder, combine_parts
 from agent.first_token import with_first_token_deadline
 from agent.grounded import GroundedReply, ReplyContext
 from agent.llm.base import LLM, LLMChunk, Message, ToolCall, ToolSpec
-from agent.memory import MemoryStore, extract_facts
+from agent.memory import MemoryStore, UserMemory, extract_facts
 from agent.question import Question, analyse
 from agent.retrieval import Retriever
 from agent.spoken import SpokenTextFilter
@@ -59,7 +59,10 @@ class Conversation:
         self.call_id = call_id
         self.transcript: list[Utterance] = []
         self.last_turn: TurnRecord | None = None
-        self._remembered = memory.load(user_id) if memory is not None else None
+        # Loaded by ``recall()`` (a worker thread): the memory database may be slow or locked, and the
+        # conversation is built on the event loop that carries every call's audio.
+        self._remembered: UserMemory | None = None
+        self._recalled = memory is None
         embedder = embedder if embedder is not None else getattr(retriever, "embedder", None)
         if retriever is not None and embedder is None and config.grounding.enabled:
             log.warning(
@@ -69,6 +72,18 @@ class Conversation:
         self._last_question: Question | None = None  # the topic a follow-up ("and on Sundays?") refers to
 
     # -- public API -------------------------------------------------------------------------------------------
+
+    async def recall(self) -> None:
+        """Load what memory holds about the user (once; ``respond`` does it too). A memory that cannot be
+        read gives a conversation without memory, never a failed call."""
+        if self._recalled:
+            return
+        self._recalled = True
+        assert self.memory is not None
+        try:
+            self._remembered = await asyncio.to_thread(self.memory.load, self.user_id)
+        except AgentError:
+            log.exception("call %s user %s: memory unreadable; answering without it", self.call_id, self.user_id)
 
     def greeting(self) -> str:
         """The opening line (addressing a remembered user by name); recorded in the transcript."""
@@ -102,7 +117,8 @@ class Conversation:
         turn = TurnRecord(user_text=user_text)
         self.last_turn = turn
         self.transcript.append(Utterance("user", user_text, "user"))
-        self._remember(user_text)
+        await self.recall()
+        await self._remember(user_text)
         spoken: list[str] = []
         try:
             async for piece in self._reply(turn):
@@ -346,17 +362,24 @@ class Conversation:
             parts.append(f"Use these facts to answer:\n{facts}")
         return "\n\n".join(parts)
 
-    def _remember(self, user_text: str) -> None:
-        if self.memory is None:
+    async def _remember(self, user_text: str) -> None:
+        memory = self.memory
+        facts = extract_facts(user_text) if memory is not None else []
+        if memory is None or not facts:
             return
-        facts = extract_facts(user_text)
-        for fact in facts:
-            try:
-                self.memory.add_fact(self.user_id, fact)
-            except AgentError:
-                log.exception("user %s: could not store fact %r", self.user_id, fact)
-        if facts:
-            self._remembered = self.memory.load(self.user_id)
+
+        def store() -> UserMemory:
+            for fact in facts:
+                try:
+                    memory.add_fact(self.user_id, fact)
+                except AgentError:
+                    log.exception("user %s: could not store fact %r", self.user_id, fact)
+            return memory.load(self.user_id)
+
+        try:
+            self._remembered = await asyncio.to_thread(store)
+        except AgentError:
+            log.exception("user %s: memory unreadable after storing facts", self.user_id)
 
     def _remembered_name(self) -> str | None:
         if self._remembered is None:

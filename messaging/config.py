@@ -31,3 +31,8 @@ class BusConfig(BaseModel):
     dead_letter_suffix: str = "_dlq"  # dead letters of <topic> go to <topic>_dlq
     handler_concurrency: int = Field(default=16, ge=1)  # handlers running at once per subscription
     close_timeout_s: float = Field(default=10.0, ge=0)
+    # Embedded bus: messages waiting per consumer group. A publish to a full group waits up to
+    # embedded_publish_wait_s for room, then fails with PublishError (the publisher keeps the message).
+    embedded_queue_size: int = Field(default=10_000, ge=1)
+    embedded_publish_wait_s: float = Field(default=5.0, ge=0)
+    embedded_dead_letters_kept: int = Field(default=1000, ge=0)  # newest dead letters kept for inspection

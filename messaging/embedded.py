@@ -1,7 +1,9 @@
 """In-process asyncio message bus with the same delivery semantics as the RocketMQ backend.
 
 For a single machine with no broker. Messages live in memory only: a process restart loses what was not
-yet handled. Each (topic, group) has its own queue; up to ``handler_concurrency`` handlers run at once.
+yet handled. Each (topic, group) has its own bounded queue (``embedded_queue_size``); up to
+``handler_concurrency`` handlers run at once. A publish to a full group waits ``embedded_publish_wait_s``
+for room, then raises ``PublishError``, like a broker that is away: memory never grows without bound.
 Messages published to a topic before any group subscribed are retained (bounded) and handed to each group
 that subscribes later, like a broker keeps a topic's messages for new consumer groups.
 """
@@ -19,6 +21,7 @@ from dataclasses import replace
 from messaging.bus import (
     Handler,
     Message,
+    PublishError,
     Subscription,
     backoff_s,
     check_open,
@@ -41,14 +44,39 @@ class _GroupConsumer:
         self.topic = topic
         self.group = group
         self.subscriptions: list[Subscription] = []
-        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.queue: asyncio.Queue[Message] = asyncio.Queue(bus.config.embedded_queue_size)
         self.inflight: set[asyncio.Task[None]] = set()
         self.waiting: set[asyncio.Task[None]] = set()  # retries sleeping out their backoff
         self.worker: asyncio.Task[None] | None = None
 
+    def wants(self, message: Message) -> bool:
+        return any(s.matches(message.tag) for s in self.subscriptions)
+
     def offer(self, message: Message) -> None:
-        if any(s.matches(message.tag) for s in self.subscriptions):
+        """A retained message for a group that just subscribed; dropped (logged) when the queue is full."""
+        if not self.wants(message):
+            return
+        try:
             self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("queue of %s/%s full; retained message %s dropped", self.topic, self.group, message.message_id)
+
+    async def put(self, message: Message, wait_s: float) -> None:
+        """Queue ``message``, waiting up to ``wait_s`` for room; ``PublishError`` when the group is stuck."""
+        if not self.wants(message):
+            return
+        try:
+            self.queue.put_nowait(message)
+            return
+        except asyncio.QueueFull:
+            pass
+        try:
+            await asyncio.wait_for(self.queue.put(message), wait_s)
+        except TimeoutError:
+            raise PublishError(
+                f"queue of consumer group {self.group!r} on {self.topic!r} full "
+                f"({self.queue.maxsize} messages) for {wait_s:.1f} s: its handlers do not keep up"
+            ) from None
 
     def start(self) -> None:
         if self.worker is None:
@@ -112,7 +140,7 @@ class _GroupConsumer:
     async def _requeue(self, message: Message, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
         if not self.bus.closed:
-            self.queue.put_nowait(message)
+            await self.queue.put(message)  # a retry waits for room; it is never dropped
 
     async def close(self, timeout_s: float) -> None:
         for task in self.waiting:
@@ -137,9 +165,11 @@ class EmbeddedBus:
         self._started = False
         self._closing = False
         self.closed = False
-        # Dead-lettered messages, also published to their DLQ topic; kept here so tests and the admin
-        # dashboard can inspect them without subscribing.
-        self.dead_letters: dict[str, list[Message]] = defaultdict(list)
+        # The newest dead-lettered messages (also published to their DLQ topic), kept so tests and the admin
+        # dashboard can inspect them without subscribing; ``dead_letter_count`` counts them all.
+        kept = self.config.embedded_dead_letters_kept
+        self.dead_letters: dict[str, deque[Message]] = defaultdict(lambda: deque(maxlen=kept))
+        self._dead_letter_counts: dict[str, int] = defaultdict(int)
 
     async def publish(
         self,
@@ -161,12 +191,17 @@ class EmbeddedBus:
         )
         if topic.endswith(self.config.dead_letter_suffix):
             self.dead_letters[topic].append(message)
+            self._dead_letter_counts[topic] += 1
         consumers = [c for (t, _), c in self._consumers.items() if t == topic]
         if not consumers:
             self._retained[topic].append(message)
         for consumer in consumers:
-            consumer.offer(message)
+            await consumer.put(message, self.config.embedded_publish_wait_s)
         return message.message_id
+
+    def dead_letter_count(self, topic: str) -> int:
+        """How many messages were dead-lettered to ``topic`` since start (``dead_letters`` keeps the newest)."""
+        return self._dead_letter_counts[topic]
 
     def subscribe(self, topic: str, group: str, handler: Handler, tag: str | None = None) -> Subscription:
         check_open(self.closed, "subscribe to", topic)

@@ -7,6 +7,7 @@ admin API's ``CampaignAdmin``/``PromptSender`` and the agent's ``CallbackSchedul
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,7 +41,9 @@ class SchedulerClient:
         self.deliveries = deliveries
         policy = OutreachPolicy(self.engine, config.per_user_min_interval_s, config.quiet_hours, self._tz)
         # Deferred prompts are only recorded (with their payload); the scheduler process schedules them.
-        self.sender = OutreachSender(deliveries, policy, publisher, lambda prompt, when, respect: None)
+        self.sender = OutreachSender(
+            deliveries, policy, publisher, lambda prompt, when, respect: None, config.publish_retry_s
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -49,28 +52,31 @@ class SchedulerClient:
         at = spec.schedule.at
         if at is not None and self._utc(at) < utcnow() - timedelta(seconds=60):
             raise SchedulerError(f"schedule.at {at.isoformat()} is in the past")
-        return self.campaigns.create(spec)
+        return await asyncio.to_thread(self.campaigns.create, spec)
 
     def list_campaigns(self, status: str | None = None) -> list[Campaign]:
+        """Blocking (a query): call it from a worker thread, as the admin API does."""
         return self.campaigns.list_all(status)
 
     def get_campaign(self, campaign_id: str) -> Campaign:
+        """Blocking (a query): call it from a worker thread, as the admin API does."""
         return self.campaigns.get(campaign_id)
 
     async def pause_campaign(self, campaign_id: str) -> Campaign:
-        return self.campaigns.transition(campaign_id, "pause")
+        return await asyncio.to_thread(self.campaigns.transition, campaign_id, "pause")
 
     async def resume_campaign(self, campaign_id: str) -> Campaign:
-        return self.campaigns.transition(campaign_id, "resume")
+        return await asyncio.to_thread(self.campaigns.transition, campaign_id, "resume")
 
     async def cancel_campaign(self, campaign_id: str) -> Campaign:
-        return self.campaigns.transition(campaign_id, "cancel")
+        return await asyncio.to_thread(self.campaigns.transition, campaign_id, "cancel")
 
     async def campaign_deliveries(self, campaign_id: str) -> list[dict[str, Any]]:
         return await delivery_report(self.campaigns, campaign_id, self.deliveries)
 
     def next_run_time(self, campaign_id: str) -> datetime | None:
-        """Computed from the campaign's schedule (the job itself lives in the scheduler process)."""
+        """Computed from the campaign's schedule (the job itself lives in the scheduler process). Blocking
+        (a query): call it from a worker thread."""
         campaign = self.campaigns.get(campaign_id)
         schedule = campaign.spec.schedule
         if schedule.at is not None:

@@ -20,6 +20,7 @@ class SchedulerConfig(BaseModel):
     # The agent's keyword fallback (used when the model's answer is unusable) may ask for a follow-up too.
     follow_up_on_fallback: bool = True
     campaign_sync_interval_s: int = Field(5, ge=1)  # picks up campaigns written by another process
+    publish_retry_s: float = Field(30.0, gt=0)  # a prompt the bus refused is tried again this much later
     consumer_group: str = "scheduler"  # bus consumer group of the conversation-event subscription
     instance_name: str = "default"  # names this scheduler in persisted job arguments
     connect_timeout_s: float = Field(default=5.0, gt=0)  # PostgreSQL: give up connecting after this long

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ def subscribe_conversation_log(bus: Any, topic: str, group: str, log_store: Conv
     """Subscribe ``log_store`` to ``topic`` (``voice_conversation``); returns the bus Subscription."""
     async def handle(message: Any) -> None:
         # parse() raises PoisonMessage for bodies that can never be used: the bus dead-letters them.
-        record_conversation_event(log_store, ConversationEvent.parse(message.body))
+        event = ConversationEvent.parse(message.body)
+        await asyncio.to_thread(record_conversation_event, log_store, event)  # SQL: off the event loop
 
     return bus.subscribe(topic, group, handle)

@@ -86,7 +86,17 @@ def create_engine(url: str, *, connect_timeout_s: float = 5.0, statement_timeout
     PostgreSQL's connect timeout and statement timeout, SQLite's busy timeout (see docs/CONTRACTS.md)."""
     url = database_url(url)
     if make_url(url).get_backend_name() == "sqlite":
-        return sa.create_engine(url, connect_args={"timeout": statement_timeout_s})
+        # One connection per process: the scheduler's worker threads and APScheduler's thread queue for it
+        # instead of meeting in SQLite's lock upgrade (a deferred transaction that reads, then writes, fails
+        # at once with "database is locked" when another connection of this process does the same).
+        return sa.create_engine(
+            url,
+            connect_args={"timeout": statement_timeout_s, "check_same_thread": False},
+            poolclass=sa.pool.QueuePool,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=statement_timeout_s,
+        )
     options = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
     connect_args = {"connect_timeout": max(1, round(connect_timeout_s)), "options": options}
     return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)

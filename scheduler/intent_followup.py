@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -67,8 +68,8 @@ class IntentFollowUpJob:
 
     async def run(self, now: datetime) -> int:
         """Analyse one batch; returns how many conversations were analysed."""
-        batch = self._source.pending_analysis(
-            now, self._config.conversation_idle_s, self._config.intent_batch_size
+        batch = await asyncio.to_thread(
+            self._source.pending_analysis, now, self._config.conversation_idle_s, self._config.intent_batch_size
         )
         analysed = 0
         for conversation in batch:
@@ -82,7 +83,7 @@ class IntentFollowUpJob:
                 )
                 continue
             when = follow_up_time(result.when, now)
-            self._source.save_intent(conversation, result, when, now)
+            await asyncio.to_thread(self._source.save_intent, conversation, result, when, now)
             analysed += 1
             if self._warrants_follow_up(result):
                 await self._follow_up(conversation, result, when, now)

@@ -8,9 +8,11 @@ from then on the RTC nodes write its state), ``dropped`` (would only be allowed 
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from scheduler.deliveries import SCHEDULER_STATES, PromptDeliveries
@@ -20,13 +22,22 @@ from scheduler.publishing import OutgoingPrompt, PromptPublisher, proactive_prom
 log = logging.getLogger(__name__)
 
 SendOutcome = Literal["published", "deferred", "dropped", "duplicate", "failed"]
-DeferFn = Callable[[OutgoingPrompt, datetime, bool], None]
+# Hands a waiting prompt to whatever publishes it later (the service's job store; a client: nothing).
+DeferFn = Callable[[OutgoingPrompt, datetime, bool], Awaitable[None] | None]
 
 
 class OutreachSender:
     def __init__(
-        self, deliveries: PromptDeliveries, policy: OutreachPolicy, publisher: PromptPublisher, defer: DeferFn
+        self,
+        deliveries: PromptDeliveries,
+        policy: OutreachPolicy,
+        publisher: PromptPublisher,
+        defer: DeferFn,
+        publish_retry_s: float = 30.0,
     ) -> None:
+        """``publish_retry_s``: a prompt the bus refused (broker away past its publish timeout) is tried
+        again this much later, until it expires."""
+        self.publish_retry_s = publish_retry_s
         self.deliveries = deliveries
         self._policy = policy
         self._publisher = publisher
@@ -42,7 +53,7 @@ class OutreachSender:
             await self.record(prompt, "dropped", now, f"expired at {prompt.expires_at.isoformat()} before publish")
             return "dropped"
         if respect_policy:
-            allowed = self._policy.allowed_at(prompt.user_id, now)
+            allowed = await asyncio.to_thread(self._policy.allowed_at, prompt.user_id, now)
             if allowed > now:
                 if allowed >= prompt.expires_at:
                     detail = f"rate limit/quiet hours until {allowed.isoformat()}, after expiry"
@@ -50,7 +61,7 @@ class OutreachSender:
                     return "dropped"
                 detail = f"rate limit/quiet hours until {allowed.isoformat()}"
                 await self.record(prompt, "deferred", allowed, detail, waiting(prompt, respect_policy))
-                self._defer(prompt, allowed, respect_policy)
+                await self._hand_over(prompt, allowed, respect_policy)
                 return "deferred"
         message = proactive_prompt(prompt)
         if not await self.deliveries.begin_publish(message, prompt.source, now.timestamp()):
@@ -64,14 +75,32 @@ class OutreachSender:
                 extra={"user_id": prompt.user_id, "key": prompt.idempotency_key},
             )
             await self.deliveries.publish_failed(message, f"publish failed: {exc}")
+            await self._retry_later(prompt, now, respect_policy, exc)
             return "failed"
-        self._policy.record_prompt(prompt.user_id, now)
+        await asyncio.to_thread(self._policy.record_prompt, prompt.user_id, now)
         return "published"
+
+    async def _retry_later(
+        self, prompt: OutgoingPrompt, now: datetime, respect_policy: bool, exc: Exception
+    ) -> None:
+        """Keep a prompt the bus refused: ``deferred`` to a later attempt (the job store, or the scheduler
+        process's sync job, publishes it then), unless it would expire first (then it stays ``failed``)."""
+        retry_at = now + timedelta(seconds=self.publish_retry_s)
+        if retry_at >= prompt.expires_at:
+            return
+        detail = f"publish failed ({type(exc).__name__}); retrying at {retry_at.isoformat()}"
+        await self.record(prompt, "deferred", retry_at, detail, waiting(prompt, respect_policy))
+        await self._hand_over(prompt, retry_at, respect_policy)
 
     async def defer(self, prompt: OutgoingPrompt, when: datetime, respect_policy: bool, detail: str) -> None:
         """Record ``prompt`` as waiting for ``when`` and hand it to the deferral job."""
         await self.record(prompt, "scheduled", when, detail, waiting(prompt, respect_policy))
-        self._defer(prompt, when, respect_policy)
+        await self._hand_over(prompt, when, respect_policy)
+
+    async def _hand_over(self, prompt: OutgoingPrompt, when: datetime, respect_policy: bool) -> None:
+        result = self._defer(prompt, when, respect_policy)
+        if inspect.isawaitable(result):
+            await result
 
     async def record(
         self,

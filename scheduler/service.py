@@ -1,9 +1,14 @@
 """SchedulerService: the process-level owner of the APScheduler instance and its jobs.
 
-It runs three kinds of jobs on an ``AsyncIOScheduler`` with a persistent SQLAlchemy job store: periodic
-intent analysis over recent conversations, outreach campaigns (one-off or cron) and callbacks the agent
-promised. All of them end in ``OutreachSender.send``, which applies the rate limit and quiet hours and
-publishes a proactive prompt to the bus. Run it alone (``voice-agent scheduler``) or inside ``serve`` (start/stop); ``server.node`` composes both.
+It runs three kinds of jobs with a persistent SQLAlchemy job store: periodic intent analysis over recent
+conversations, outreach campaigns (one-off or cron) and callbacks the agent promised. All of them end in
+``OutreachSender.send``, which applies the rate limit and quiet hours and publishes a proactive prompt to the
+bus. Run it alone (``voice-agent scheduler``) or inside ``serve`` (start/stop); ``server.node`` composes both.
+
+Off the event loop: APScheduler runs in its own thread (``BackgroundScheduler``; the jobs, coroutines, run
+on the loop through ``EventLoopExecutor``), and every query of the scheduler's tables or the job store
+runs in a worker thread, so a slow or unreachable scheduler database never stalls the calls of a node that
+hosts the scheduler.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy.engine import Engine, make_url
@@ -36,6 +41,7 @@ from scheduler.db import create_engine, create_store_engine
 from scheduler.deliveries import PromptDeliveries
 from scheduler.errors import SchedulerError
 from scheduler.intent_followup import IntentAnalyzer, IntentFollowUpJob, follow_up_time
+from scheduler.loop_executor import EventLoopExecutor
 from scheduler.outreach import OutreachSender
 from scheduler.policy import OutreachPolicy
 from scheduler.publishing import (
@@ -81,14 +87,18 @@ class SchedulerService:
         self.policy = OutreachPolicy(
             self.engine, config.per_user_min_interval_s, config.quiet_hours, self._tz
         )
-        self.sender = OutreachSender(deliveries, self.policy, publisher, self._schedule_deferred)
+        self.sender = OutreachSender(
+            deliveries, self.policy, publisher, self._schedule_deferred, config.publish_retry_s
+        )
         self._intent_job = (
             IntentFollowUpJob(config, self._conversations, intent_analyzer, self.sender)
             if intent_analyzer is not None
             else None
         )
-        self.scheduler = AsyncIOScheduler(
+        self._executor = EventLoopExecutor()
+        self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self._jobstore_engine())},
+            executors={"default": self._executor},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=self._tz,
         )
@@ -102,8 +112,14 @@ class SchedulerService:
     # lifecycle ---------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the scheduler on the running event loop; persisted jobs resume."""
+        """Start the scheduler; its jobs run on the running event loop; persisted jobs resume."""
         jobs.register(self.config.instance_name, self)
+        self._executor.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(self._start_jobs)
+        await self.sync_campaigns()
+        log.info("scheduler started: job store %s", make_url(self.config.jobstore_url).render_as_string())
+
+    def _start_jobs(self) -> None:
         self.scheduler.start()
         if self._intent_job is not None:
             self.scheduler.add_job(
@@ -123,14 +139,14 @@ class SchedulerService:
             id=SYNC_JOB_ID,
             replace_existing=True,
         )
-        await self.sync_campaigns()
-        log.info("scheduler started: job store %s", make_url(self.config.jobstore_url).render_as_string())
 
     async def stop(self) -> None:
+        jobs.unregister(self.config.instance_name, self)
+        await asyncio.to_thread(self._stop_jobs)
+
+    def _stop_jobs(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # the asyncio scheduler shuts down on the loop's next iteration
-        jobs.unregister(self.config.instance_name, self)
         self.engine.dispose()
         if getattr(self, "_own_jobstore", None) is not None:
             self._own_jobstore.dispose()
@@ -141,14 +157,16 @@ class SchedulerService:
         at = spec.schedule.at
         if at is not None and self._localize(at) < self._clock() - timedelta(seconds=60):
             raise SchedulerError(f"schedule.at {at.isoformat()} is in the past")
-        campaign = self.campaigns.create(spec)
+        campaign = await asyncio.to_thread(self.campaigns.create, spec)
         await self._reconcile(campaign)
         return campaign
 
     def list_campaigns(self, status: str | None = None) -> list[Campaign]:
+        """Blocking (a query): call it from a worker thread, as the admin API does."""
         return self.campaigns.list_all(status)
 
     def get_campaign(self, campaign_id: str) -> Campaign:
+        """Blocking (a query): call it from a worker thread, as the admin API does."""
         return self.campaigns.get(campaign_id)
 
     async def pause_campaign(self, campaign_id: str) -> Campaign:
@@ -164,11 +182,12 @@ class SchedulerService:
         return await delivery_report(self.campaigns, campaign_id, self.deliveries)
 
     def next_run_time(self, campaign_id: str) -> datetime | None:
+        """Blocking (the job store): call it from a worker thread, as the admin API does."""
         job = self.scheduler.get_job(_campaign_job_id(campaign_id))
         return None if job is None else job.next_run_time
 
     async def _transition(self, campaign_id: str, action: str) -> Campaign:
-        campaign = self.campaigns.transition(campaign_id, action)
+        campaign = await asyncio.to_thread(self.campaigns.transition, campaign_id, action)
         await self._reconcile(campaign)
         return campaign
 
@@ -176,23 +195,34 @@ class SchedulerService:
         """Make the job store match the store: campaigns and waiting prompts (maybe written elsewhere)."""
         if not self.scheduler.running:
             return
-        live = self.campaigns.list_all("active") + self.campaigns.list_all("paused")
+        live = await asyncio.to_thread(
+            lambda: self.campaigns.list_all("active") + self.campaigns.list_all("paused")
+        )
         for campaign in live:
             try:
                 await self._reconcile(campaign)
             except Exception:
                 log.exception("cannot schedule campaign", extra={"campaign_id": campaign.id})
-        live_ids = {_campaign_job_id(c.id) for c in live}
+        await asyncio.to_thread(self._remove_jobs_except, {_campaign_job_id(c.id) for c in live})
+        for prompt, when, respect_policy in await self.sender.waiting_prompts():
+            if await asyncio.to_thread(self.scheduler.get_job, _prompt_job_id(prompt)) is None:
+                await self._schedule_deferred(prompt, max(_utc(when), self._clock()), respect_policy)
+
+    def _remove_jobs_except(self, live_ids: set[str]) -> None:
         for job in self.scheduler.get_jobs():
             if job.id.startswith("campaign:") and job.id not in live_ids:
                 self._remove_job(job.id)  # cancelled or completed, maybe by another process
-        for prompt, when, respect_policy in await self.sender.waiting_prompts():
-            if self.scheduler.get_job(_prompt_job_id(prompt)) is None:
-                self._schedule_deferred(prompt, max(_utc(when), self._clock()), respect_policy)
 
     async def _reconcile(self, campaign: Campaign) -> None:
         if not self.scheduler.running:
             return  # start() reconciles every campaign
+        added = await asyncio.to_thread(self._reconcile_job, campaign)
+        if added is not None:
+            await self._mark_scheduled(added)
+
+    def _reconcile_job(self, campaign: Campaign) -> Campaign | None:
+        """Make the campaign's job match its status (blocking: a worker thread); the campaign when a job
+        was added for it."""
         job_id = _campaign_job_id(campaign.id)
         job = self.scheduler.get_job(job_id)
         if campaign.status == "active" and self._finished(campaign):
@@ -208,14 +238,15 @@ class SchedulerService:
                     misfire_grace_time=self._ttl(campaign.spec),
                     replace_existing=True,
                 )
-                await self._mark_scheduled(campaign)
-            elif job.next_run_time is None:
+                return campaign
+            if job.next_run_time is None:
                 self.scheduler.resume_job(job_id)
         elif campaign.status == "paused":
             if job is not None and job.next_run_time is not None:
                 self.scheduler.pause_job(job_id)
         elif job is not None:
             self._remove_job(job_id)
+        return None
 
     def _finished(self, campaign: Campaign) -> bool:
         spec = campaign.spec
@@ -239,7 +270,7 @@ class SchedulerService:
 
     async def _mark_scheduled(self, campaign: Campaign) -> None:
         """Write ``scheduled`` rows for the next run of an explicit audience, so the dashboard shows them."""
-        next_run = self.next_run_time(campaign.id)
+        next_run = await asyncio.to_thread(self.next_run_time, campaign.id)
         users = campaign.spec.audience.user_ids
         if next_run is None or users is None:
             return
@@ -266,7 +297,7 @@ class SchedulerService:
 
     async def run_campaign(self, campaign_id: str) -> int:
         """One run of a campaign: one prompt per audience user; returns how many were published."""
-        campaign = self.campaigns.get(campaign_id)
+        campaign = await asyncio.to_thread(self.campaigns.get, campaign_id)
         if campaign.status != "active":
             log.info("campaign not active, run skipped", extra={"campaign_id": campaign_id})
             return 0
@@ -281,18 +312,19 @@ class SchedulerService:
             users = spec.audience.user_ids
         else:
             assert spec.audience.intent_label is not None
-            users = self.conversation_log.users_with_latest_intent(spec.audience.intent_label)
+            label = spec.audience.intent_label
+            users = await asyncio.to_thread(self.conversation_log.users_with_latest_intent, label)
         published = 0
         for prompt in self._campaign_prompts(campaign, users, run_at):
             if await self.sender.send(prompt, now) == "published":
                 published += 1
-        self.campaigns.mark_run(campaign_id, run_at)
+        await asyncio.to_thread(self.campaigns.mark_run, campaign_id, run_at)
         log.info(
             "campaign run", extra={"campaign_id": campaign_id, "users": len(users), "published": published}
         )
-        await self._reconcile(self.campaigns.get(campaign_id))
+        await self._reconcile(await asyncio.to_thread(self.campaigns.get, campaign_id))
         if spec.schedule.cron is not None:
-            await self._mark_scheduled(self.campaigns.get(campaign_id))
+            await self._mark_scheduled(await asyncio.to_thread(self.campaigns.get, campaign_id))
         return published
 
     # intent analysis, prompts, callbacks -----------------------------------------------------------------
@@ -329,8 +361,9 @@ class SchedulerService:
         prompt = OutgoingPrompt.from_job_arg(prompt_data)
         return await self.sender.send(prompt, self._clock(), respect_policy=respect_policy)
 
-    def _schedule_deferred(self, prompt: OutgoingPrompt, when: datetime, respect_policy: bool) -> None:
-        self.scheduler.add_job(
+    async def _schedule_deferred(self, prompt: OutgoingPrompt, when: datetime, respect_policy: bool) -> None:
+        await asyncio.to_thread(
+            self.scheduler.add_job,
             jobs.deferred_prompt_job,
             DateTrigger(run_date=when),
             args=[self.config.instance_name, prompt.to_job_arg(), respect_policy],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 
@@ -33,6 +35,11 @@ class ServerConfig(BaseModel):
     ice_servers: list[IceServer] = []
     call: CallConfig = CallConfig()
     rag: bool = True  # start the knowledge base in `serve` and give calls retrieval; off: LLM only
+    # Calls this node carries at once, over every transport; past it a caller gets "all lines are busy"
+    # (HTTP/SIP 503 + Retry-After, WebSocket close 1013). 0 refuses every call (draining a node).
+    # Conservative default for 2 cores (replies start queueing past ~4 calls); set it from bench/capacity.py.
+    max_calls: int = Field(8, ge=0)
+    busy_retry_after_s: int = Field(5, ge=1)
 
 
 class StorageConfig(BaseModel):
@@ -46,3 +53,15 @@ class StorageConfig(BaseModel):
     connect_timeout_s: float = Field(default=5.0, gt=0)  # PostgreSQL: give up connecting after this long
     # PostgreSQL: statement_timeout of every statement; SQLite: how long a writer waits for a lock.
     statement_timeout_s: float = Field(default=30.0, gt=0)
+    # Call records and conversation events that could not be written (database or broker away) wait here
+    # and are replayed every spool_retry_s; past spool_max_mb new ones are refused (counted, logged).
+    spool_dir: str | None = None  # default: "spool" next to a SQLite records file, else data/spool
+    spool_max_mb: float = Field(default=64.0, gt=0)
+    spool_retry_s: float = Field(default=5.0, gt=0)
+
+    def spool_root(self) -> str:
+        """The folder of the outage spools (``spool_dir``, or ``spool`` next to a SQLite records file)."""
+        if self.spool_dir is not None:
+            return self.spool_dir
+        records = str(self.records)
+        return str(Path(records).parent / "spool") if "://" not in records else "data/spool"

@@ -24,6 +24,7 @@ from typing import Any
 
 from messaging.bus import MessageBus, Subscription
 from messaging.registry import create_bus
+from server.calls.admission import CallAdmission
 from server.calls.conversation_events import ConversationEventPublisher
 from server.calls.registry import SessionRegistry
 from server.calls.session import CallDeps
@@ -33,6 +34,8 @@ from server.proactive.held_prompts import HeldPromptGreeting
 from server.settings import Settings
 from server.storage.call_records import open_call_record_store
 from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
+from server.storage.spool import DiskSpool
+from server.storage.spooled_records import SpoolingCallRecordStore
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,9 @@ class VoiceNode:
         self._cleanup = contextlib.AsyncExitStack()
         self._stop = asyncio.Event()
         self._server: asyncio.Task[None] | None = None
+        # Components that failed to start, with why: the node serves calls without them, and /readyz
+        # answers 503 "degraded" naming them, so a load balancer and an operator both see it.
+        self.degraded: dict[str, str] = {}
 
     async def start(self) -> None:
         try:
@@ -102,9 +108,11 @@ class VoiceNode:
     async def _start_knowledge(self) -> Any:
         if not self.settings.server.rag:
             return None
-        kb = await start_knowledge(self.settings)
+        kb, problem = await start_knowledge(self.settings)
         if kb is not None:
             self._cleanup.push_async_callback(kb.close)
+        else:
+            self.degraded["knowledge"] = problem or "not started"
         return kb
 
     async def _start_scheduler(self, llm: Any) -> Any:
@@ -132,6 +140,7 @@ class VoiceNode:
             self.settings.server.admin_token,
             live_calls=self.registry,
             latency=PrometheusLatency(),
+            load=self.deps.admission,
         )
         return admin_routes(deps)
 
@@ -141,7 +150,7 @@ class VoiceNode:
         async def on_started(app: Any) -> None:
             started.set()
 
-        app = create_app(self.settings, self.deps, extra_routes=routes)
+        app = create_app(self.settings, self.deps, extra_routes=routes, degraded=self.degraded)
         self._server = asyncio.create_task(
             serve(app, self.settings.server.host, self.settings.server.port, on_started=on_started, stop=self._stop),
             name=f"node-{self.node_id}-http",
@@ -206,19 +215,19 @@ async def run_scheduler_process(settings: Settings, stop: asyncio.Event | None =
         await stop.wait()
 
 
-async def start_knowledge(settings: Settings) -> Any:
-    """The knowledge base (RAG retriever and upload routes), or None when it cannot start here."""
+async def start_knowledge(settings: Settings) -> tuple[Any, str | None]:
+    """``(knowledge base, None)``, or ``(None, why)`` when it cannot start here: calls then run without
+    retrieval, and the node reports itself degraded (``/readyz``) instead of pretending all is well."""
     try:
         from knowledge.knowledge_base import KnowledgeBase
 
-        kb = KnowledgeBase(settings.knowledge)
+        kb = await asyncio.to_thread(KnowledgeBase, settings.knowledge)  # loads the embedding model
         await kb.start()
-        return kb
-    except Exception as exc:  # noqa: BLE001 - a missing embedding model must not stop calls: they run without RAG
-        log.warning(
-            "knowledge base not started, calls run without retrieval: %s: %s", type(exc).__name__, exc
-        )
-        return None
+        return kb, None
+    except Exception as exc:  # a missing model or an unreachable store must not stop calls
+        problem = f"{type(exc).__name__}: {exc}"
+        log.error("knowledge base not started, calls run without retrieval: %s", problem, exc_info=exc)
+        return None, problem
 
 
 async def build_call_deps(
@@ -247,28 +256,39 @@ async def build_call_deps(
     await stt.warm_up()
     await _warm_up(tts, llm)
     storage = settings.storage
-    records = await asyncio.to_thread(
-        open_call_record_store,
-        storage.records,
-        connect_timeout_s=storage.connect_timeout_s,
-        statement_timeout_s=storage.statement_timeout_s,
+    node_id = settings.server.node_id
+    records = SpoolingCallRecordStore(
+        await asyncio.to_thread(
+            open_call_record_store,
+            storage.records,
+            connect_timeout_s=storage.connect_timeout_s,
+            statement_timeout_s=storage.statement_timeout_s,
+        ),
+        await asyncio.to_thread(_spool, settings, "call-records"),
+        storage.spool_retry_s,
     )
+    records.start()
+    events = None
+    if bus is not None:
+        spool = await asyncio.to_thread(_spool, settings, "conversation-events")
+        events = ConversationEventPublisher(
+            bus, settings.bus.topic_conversation, node_id, spool=spool, retry_s=storage.spool_retry_s
+        )
+        events.start()
     return CallDeps(
         speech=settings.speech,
         call=settings.server.call,
         ice_servers=list(settings.server.ice_servers),
         node_id=settings.server.node_id,
         greeting=settings.agent.greeting,
+        apology=settings.agent.apology,
+        admission=CallAdmission(settings.server.max_calls, settings.server.busy_retry_after_s),
         stt=stt,
         tts=tts,
         new_conversation=conversation_factory(settings, llm, retriever, callback_scheduler, embedder),
         records=records,
         registry=registry if registry is not None else SessionRegistry(),  # an empty registry is falsy
-        conversation_events=(
-            ConversationEventPublisher(bus, settings.bus.topic_conversation, settings.server.node_id)
-            if bus is not None
-            else None
-        ),
+        conversation_events=events,
     )
 
 
@@ -332,6 +352,13 @@ def _open_ledger(settings: Settings) -> SqlDeliveryLedger:
         connect_timeout_s=storage.connect_timeout_s,
         statement_timeout_s=storage.statement_timeout_s,
     )
+
+
+def _spool(settings: Settings, name: str) -> DiskSpool:
+    """This node's outage spool ``name`` (one per node: nodes on one machine never drain each other's)."""
+    storage = settings.storage
+    max_bytes = int(storage.spool_max_mb * (1 << 20))
+    return DiskSpool(storage.spool_root(), f"{settings.server.node_id}-{name}", max_bytes=max_bytes)
 
 
 def _shared_llm(settings: Settings) -> Any:

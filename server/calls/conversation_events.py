@@ -9,6 +9,7 @@ from typing import Literal
 
 from messaging.bus import MessageBus
 from messaging.schemas import ConversationEvent
+from server.storage.spool import DiskSpool, SpoolReplayer
 
 log = logging.getLogger(__name__)
 
@@ -16,14 +17,37 @@ log = logging.getLogger(__name__)
 class ConversationEventPublisher:
     """Publishes each call's lifecycle and final turns as ``ConversationEvent``s on the conversation topic,
     which the scheduler's intent analysis reads. One worker per process keeps events in order; publishing
-    never blocks a call (a full queue drops the event with a warning)."""
+    never blocks a call.
 
-    def __init__(self, bus: MessageBus, topic: str, node_id: str, queue_size: int = 1000) -> None:
+    With a ``spool`` (``server.node`` gives one), an event the bus refuses (broker away past its publish
+    timeout) or that finds the queue full goes to the on-disk spool, and the spool is replayed every
+    ``retry_s`` until the bus takes it again; while the bus is known to be away new events go straight to
+    the spool instead of each waiting out the publish timeout. Without a spool such an event is dropped
+    with a warning."""
+
+    def __init__(
+        self,
+        bus: MessageBus,
+        topic: str,
+        node_id: str,
+        queue_size: int = 1000,
+        spool: DiskSpool | None = None,
+        retry_s: float = 5.0,
+    ) -> None:
         self.bus = bus
         self.topic = topic
         self.node_id = node_id
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_size)
         self._worker: asyncio.Task[None] | None = None
+        self.spool = spool
+        self.replayer = SpoolReplayer(spool, self._replay, retry_s) if spool is not None else None
+        self._bus_away = False
+        self._overflow: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Replay what a previous run left in the spool (call once the loop runs)."""
+        if self.replayer is not None:
+            self.replayer.kick()
 
     def publish(
         self,
@@ -37,7 +61,12 @@ class ConversationEventPublisher:
             event=event, call_id=call_id, user_id=user_id, node_id=self.node_id, text=text, role=role
         ).to_bytes()
         if self._queue.full():
-            log.warning("conversation event queue full; dropping %s of call %s", event, call_id)
+            if self.spool is None:
+                log.warning("conversation event queue full; dropping %s of call %s", event, call_id)
+                return
+            task = asyncio.create_task(self._keep(user_id or call_id, body), name="conversation-event-spool")
+            self._overflow.add(task)
+            task.add_done_callback(self._overflow.discard)
             return
         self._queue.put_nowait((user_id or call_id, body))
         if self._worker is None or self._worker.done():
@@ -49,13 +78,38 @@ class ConversationEventPublisher:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout)
             self._worker.cancel()
+        if self._overflow:
+            await asyncio.wait(set(self._overflow), timeout=timeout)
+        if self.replayer is not None:
+            self.replayer.cancel()  # what is left stays on disk for the next start
 
     async def _run(self) -> None:
         while True:
             key, body = await self._queue.get()
             try:
-                await self.bus.publish(self.topic, body, key=key)
-            except Exception:
-                log.exception("publishing a conversation event to %s failed (key %s)", self.topic, key)
+                if self._bus_away and self.spool is not None:
+                    await self._keep(key, body)
+                else:
+                    await self._publish(key, body)
             finally:
                 self._queue.task_done()
+
+    async def _publish(self, key: str, body: bytes) -> None:
+        try:
+            await self.bus.publish(self.topic, body, key=key)
+        except Exception as exc:
+            if self.spool is None:
+                log.exception("publishing a conversation event to %s failed (key %s)", self.topic, key)
+                return
+            log.warning("conversation events to %s go to the spool: the bus refused one: %r", self.topic, exc)
+            self._bus_away = True
+            await self._keep(key, body)
+
+    async def _keep(self, key: str, body: bytes) -> None:
+        assert self.spool is not None and self.replayer is not None
+        await self.spool.put({"key": key, "body": body.decode()})
+        self.replayer.kick()
+
+    async def _replay(self, item: dict[str, str]) -> None:
+        await self.bus.publish(self.topic, item["body"].encode(), key=item["key"])
+        self._bus_away = False

@@ -35,6 +35,7 @@ class RecordedTurn:
     )  # stt_final, llm_first_token, tts_first_audio, first_audio_out
     sources: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
+    error: str | None = None  # e.g. the TTS failed and the caller heard the apology
 
 
 @dataclass

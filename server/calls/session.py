@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from server.calls import metrics
+from server.calls.admission import CallAdmission
 from server.calls.clock import StreamClock
 from server.calls.controls import ControlEvent, Hangup
 from server.calls.conversation_events import ConversationEventPublisher
@@ -33,7 +34,7 @@ from server.calls.events import CallEventFeed
 from server.calls.playback import PlaybackOutput
 from server.calls.record import CallRecord, CallRecordStore, RecordedTurn
 from server.calls.registry import SessionRegistry
-from server.calls.turn_taking import ReplyConversation, TurnResult, TurnTaker
+from server.calls.turn_taking import DEFAULT_APOLOGY, ReplyConversation, TurnResult, TurnTaker
 from server.config import CallConfig
 from speech.bargein import BargeInDetector
 from speech.config import SpeechConfig
@@ -69,6 +70,8 @@ class CallDeps:
     on_call_connected: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
     # Called with the session after it ended and its record was saved (e.g. publish a ConversationEvent).
     on_call_ended: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    apology: str = DEFAULT_APOLOGY  # said when the TTS fails mid-reply (``agent.apology``)
+    admission: CallAdmission = field(default_factory=CallAdmission)  # ``server.max_calls``, node-wide
 
 
 class MediaTransport(Protocol):
@@ -111,7 +114,9 @@ class CallSession:
         self.record = CallRecord(self.call_id, deps.node_id, user_id)
         self.audio = PlaybackOutput(output_rate)
         self.conversation = deps.new_conversation(user_id, self)
-        self.turns = TurnTaker(self.conversation, deps.tts, self.audio, self.events.emit, self._turn_done)
+        self.turns = TurnTaker(
+            self.conversation, deps.tts, self.audio, self.events.emit, self._turn_done, apology=deps.apology
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Task[None] | None = None
         self._greeted = False
@@ -120,6 +125,13 @@ class CallSession:
         self.ended = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    def admit(self) -> bool:
+        """Take one of the node's call slots (``server.max_calls``) before accepting the call; False: the
+        node is full and the transport must refuse it (then ``close("busy")``). The slot is released when
+        the call ends."""
+        kind = self.transport.kind if self.transport is not None else "none"
+        return self.deps.admission.try_admit(self.call_id, kind)
+
     def start(self) -> None:
         """Register the call and start its timers; a transport calls it once the call is accepted."""
         self.deps.registry.register(self)
@@ -170,6 +182,7 @@ class CallSession:
 
     async def _shutdown(self, reason: str) -> None:
         log.info("call %s ending: %s", self.call_id, reason)
+        self.deps.admission.release(self.call_id)
         await self.turns.close()
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
@@ -177,13 +190,13 @@ class CallSession:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.audio.interrupt()
+        self.record.ended_at = time.time()
+        self.record.end_reason = reason  # before the transport closes: it may tell the far end why
         if self.transport is not None:
             try:
                 await self.transport.close()
             except Exception:
                 log.exception("call %s: closing the %s transport failed", self.call_id, self.transport.kind)
-        self.record.ended_at = time.time()
-        self.record.end_reason = reason
         self.events.emit("ended", {"reason": reason})
         self.events.close()
         if not self._answered:  # the offer was rejected: there was no call to record
@@ -265,7 +278,8 @@ class CallSession:
                 log.exception("call %s: on_call_connected hook %r failed", self.call_id, hook)
 
     async def _greet(self) -> None:
-        await asyncio.sleep(_GREETING_DELAY_S)
+        recall = getattr(self.conversation, "recall", None)  # memory, read off the loop, names the caller
+        await asyncio.gather(asyncio.sleep(_GREETING_DELAY_S), *([recall()] if callable(recall) else []))
         make_greeting = getattr(self.conversation, "greeting", None)  # personalised, and kept in its history
         text = make_greeting() if callable(make_greeting) else self.deps.greeting
         entry = self.record.add_agent(text, source="greeting")
@@ -275,13 +289,28 @@ class CallSession:
         """Say ``text`` at the next natural pause (never over the caller); True once it was fully spoken.
 
         False if no pause came within ``CallConfig.proactive_timeout_s``, the caller cut it off, or the call
-        ended: the caller of this method should then keep the message for redelivery.
+        ended: the caller of this method should then keep the message for redelivery. It runs as one of the
+        call's tasks, so a hang-up ends the wait (or the playing) at once instead of leaving the bus handler
+        waiting for a pause, or for audio nobody reads any more.
         """
         if self._closing is not None:
             return False
+        task = self._spawn(self._speak_proactive(text, message_id), "proactive")
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task.cancelled():
+            return False
+        return task.result() and self._closing is None
+
+    async def _speak_proactive(self, text: str, message_id: str) -> bool:
         cfg = self.deps.call
         if not await self.turns.wait_for_pause(cfg.proactive_pause_ms / 1000, cfg.proactive_timeout_s):
             metrics.PROACTIVE_SPOKEN.labels("no_pause").inc()
+            return False
+        if self._closing is not None:  # the pause was the hang-up cancelling the reply
             return False
         self.events.emit("proactive", {"message_id": message_id, "text": text})
         entry = self.record.add_agent(text, source="proactive", message_id=message_id)
@@ -295,7 +324,7 @@ class CallSession:
             if spoken:
                 self._publish("final_turn", text, "agent")
             metrics.PROACTIVE_SPOKEN.labels("spoken" if spoken else "interrupted").inc()
-        return spoken and self._closing is None
+        return spoken
 
     # -- CallControl for agent tools -----------------------------------------------------------------
     async def end_call(self) -> None:
@@ -328,6 +357,7 @@ class CallSession:
                 stages=delays,
                 sources=result.sources,
                 interrupted=result.interrupted,
+                error=result.error,
             )
         )
         metrics.TURNS.inc()

@@ -26,6 +26,13 @@ from speech.tts.base import TextToSpeech
 
 log = logging.getLogger(__name__)
 
+DEFAULT_APOLOGY = "Sorry, I'm having trouble answering right now. Could you say that again in a moment?"
+
+
+class SpeechFailed(Exception):
+    """The TTS backend failed on a sentence; the caller heard the apology instead (when it could be said)."""
+
+
 class AgentState(str, enum.Enum):
     LISTENING = "listening"
     THINKING = "thinking"
@@ -84,6 +91,7 @@ class TurnResult:
     interrupted: bool
     spoken_text: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None  # what went wrong producing the reply (e.g. the TTS failed); None when fine
 
 
 class TurnTaker:
@@ -96,8 +104,13 @@ class TurnTaker:
         audio: AudioOut,
         emit: Emit,
         on_turn_done: Callable[[TurnResult], None] | None = None,
+        *,
+        apology: str = DEFAULT_APOLOGY,
     ) -> None:
+        """``apology``: said when the TTS fails mid-reply (``agent.apology``), so the caller never hears a
+        reply stop in silence."""
         self.conversation = conversation
+        self.apology = apology
         self.tts = tts
         self.audio = audio
         self._emit = emit
@@ -153,6 +166,7 @@ class TurnTaker:
         timing = ReplyTimeline(event.speech_end_t)
         timing.mark("stt_final", event.stt_ready_t)
         self._reply = asyncio.create_task(self._run_reply(text, timing), name="agent-reply")
+        self._reply.add_done_callback(_log_failure)
 
     # -- agent side --------------------------------------------------------------------------------
     async def _run_reply(self, user_text: str, timing: ReplyTimeline) -> None:
@@ -163,8 +177,11 @@ class TurnTaker:
             producer = asyncio.create_task(self._think(user_text, timing, result, sentences))
             try:
                 self.audio.on_first_audio(lambda t: timing.mark("first_audio_out", t))
-                await self._speak_queue(sentences, timing)
-                await producer
+                try:
+                    await self._speak_queue(sentences, timing)
+                    await producer
+                except SpeechFailed as exc:
+                    result.error = str(exc)  # the apology is queued: let it play, drop the rest
                 result.interrupted = not await self.audio.wait_done()
             except asyncio.CancelledError:
                 result.interrupted = True
@@ -192,13 +209,26 @@ class TurnTaker:
             out.put_nowait(None)
 
     async def _speak_queue(self, sentences: asyncio.Queue[str | None], timing: ReplyTimeline | None) -> None:
+        """Synthesise and queue each sentence; raises ``SpeechFailed`` after queueing the apology when the
+        TTS backend fails (a failure must never end a reply in silence, nor vanish in a task)."""
         while (sentence := await sentences.get()) is not None:
-            async for frame in self.tts.synthesize(sentence):
-                if timing is not None:
-                    timing.mark("tts_first_audio")
-                if self.state is not AgentState.SPEAKING:
-                    await self._set_state(AgentState.SPEAKING)
-                self.audio.enqueue(frame)
+            try:
+                await self._speak_sentence(sentence, timing)
+            except Exception as exc:
+                log.exception("TTS failed on %r; speaking the apology", sentence[:80])
+                try:
+                    await self._speak_sentence(self.apology, None)
+                except Exception:
+                    log.exception("TTS failed on the apology too; the reply ends here")
+                raise SpeechFailed(f"tts failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _speak_sentence(self, sentence: str, timing: ReplyTimeline | None) -> None:
+        async for frame in self.tts.synthesize(sentence):
+            if timing is not None:
+                timing.mark("tts_first_audio")
+            if self.state is not AgentState.SPEAKING:
+                await self._set_state(AgentState.SPEAKING)
+            self.audio.enqueue(frame)
 
     async def _finish_turn(self, result: TurnResult) -> None:
         if result.interrupted:
@@ -217,6 +247,7 @@ class TurnTaker:
                 "interrupted": result.interrupted,
                 "latency": result.timing.as_delays(),
                 "sources": result.sources,
+                "error": result.error,
             },
         )
         if self._on_turn_done is not None:
@@ -238,6 +269,8 @@ class TurnTaker:
                 self._emit("agent_text", {"delta": text, "source": source})
                 await self._speak_queue(queue, None)
                 done = await self.audio.wait_done()
+            except SpeechFailed:
+                await self.audio.wait_done()  # the apology; the text itself was not said
             finally:
                 if not done:
                     spoken = self.audio.interrupt() or self._heard_at_barge_in
@@ -279,6 +312,12 @@ class TurnTaker:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A reply that failed is logged here: nobody awaits a reply task but its successor."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("agent reply failed", exc_info=exc)
 
 
 def _sources_of(last_turn: object) -> list[dict[str, Any]]:

@@ -25,9 +25,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from server.calls.session import CallDeps
 from server.http.admin import dashboard_routes
 from server.http.auth import admin_only
+from server.http import runtime_metrics
 from server.http.call_routes import CallRoutes
-from server.http.health import health_report
+from server.http.health import COMPONENT_UP, health_report
 from server.settings import Settings
+from server.storage.engine import StoreUnavailable
 from server.transports.ws_media import media_stream_handler
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,15 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
+    """200 once the node serves everything it is configured for; 503 "starting", or 503 "degraded" with
+    the components that failed to start (calls still run without them)."""
     state = request.app[READY_KEY]
-    if state.get("ready"):
-        return web.json_response({"status": "ready", "calls": len(request.app[DEPS_KEY].registry)})
-    return web.json_response({"status": "starting", "detail": state.get("detail", "")}, status=503)
+    calls = len(request.app[DEPS_KEY].registry)
+    if not state.get("ready"):
+        return web.json_response({"status": "starting", "detail": state.get("detail", "")}, status=503)
+    if state.get("degraded"):
+        return web.json_response({"status": "degraded", "degraded": state["degraded"], "calls": calls}, status=503)
+    return web.json_response({"status": "ready", "calls": calls})
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -57,19 +64,34 @@ async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
+@web.middleware
+async def _store_unavailable_is_503(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A request that needs a database that is away (restarting, unreachable) gets 503 and Retry-After,
+    not a 500 with a stack trace: the client may simply try again."""
+    try:
+        return await handler(request)  # type: ignore[no-any-return]
+    except StoreUnavailable as exc:
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return web.json_response({"error": str(exc)}, status=503, headers={"Retry-After": "5"})
+
+
 def create_app(
     settings: Settings,
     deps: CallDeps,
     *,
     extra_routes: Iterable[web.AbstractRouteDef] = (),
     ready: bool = True,
+    degraded: dict[str, str] | None = None,
 ) -> web.Application:
     """The aiohttp application. ``extra_routes``: e.g. ``server.http.admin.admin_routes(AdminDeps(...))`` or
-    ``knowledge_routes(kb, admin_token)``; the admin dashboard page is always mounted (it asks for the token)."""
-    app = web.Application(client_max_size=1 << 20)
+    ``knowledge_routes(kb, admin_token)``; the admin dashboard page is always mounted (it asks for the token).
+    ``degraded``: components that failed to start and why (``/readyz`` reports them)."""
+    app = web.Application(client_max_size=1 << 20, middlewares=[_store_unavailable_is_503])
     app[SETTINGS_KEY] = settings
     app[DEPS_KEY] = deps
-    app[READY_KEY] = {"ready": ready}
+    app[READY_KEY] = {"ready": ready, "degraded": dict(degraded or {})}
+    if settings.server.rag:
+        COMPONENT_UP.labels("knowledge").set(0 if "knowledge" in app[READY_KEY]["degraded"] else 1)
     calls = CallRoutes(settings, deps)
     app.add_routes(
         [
@@ -109,6 +131,7 @@ async def serve(
 ) -> None:
     """Serve ``app`` until SIGINT/SIGTERM, ``stop`` is set or cancellation; on the way out the app's
     shutdown hooks end every call (records saved)."""
+    runtime_metrics.watch(asyncio.get_running_loop())
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

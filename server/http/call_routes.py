@@ -64,6 +64,9 @@ class CallRoutes:
             return _error(413 if exc.reason == "too_large" else 400, str(exc))
         call = WebRTCCall(self.deps, offer.user_id)
         session = call.session
+        if not session.admit():
+            await session.close("busy")
+            return busy_response(self.deps)
         try:
             answer = await call.answer(offer.description)
         except (ValueError, KeyError, IndexError, AttributeError, AssertionError, TypeError) as exc:
@@ -157,6 +160,16 @@ class CallRoutes:
         for call in calls:
             call["live"] = call["call_id"] in live_ids
         return web.json_response({"calls": calls})
+
+
+def busy_response(deps: CallDeps) -> web.Response:
+    """503 + Retry-After: the node carries ``server.max_calls`` calls; the call page says all lines are busy."""
+    admission = deps.admission
+    return web.json_response(
+        {"error": admission.busy_message(), "busy": True, "retry_after_s": admission.retry_after_s},
+        status=503,
+        headers={"Retry-After": str(admission.retry_after_s)},
+    )
 
 
 def _parse_command(msg: Any) -> dict[str, Any] | str:

@@ -6,7 +6,13 @@ import importlib.metadata
 import platform
 from typing import Any
 
+from prometheus_client import Gauge
+
 from server.settings import Settings
+
+COMPONENT_UP = Gauge(
+    "voice_agent_component_up", "1 when an optional component of the node started, 0 when it failed", ["component"]
+)
 
 _PACKAGES = ("voice-agent", "aiortc", "faster-whisper", "piper-tts", "llama_cpp_python", "ollama",
              "rocketmq-python-client", "apscheduler")

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from messaging.bus import Message, MessageBus, Subscription
 from messaging.schemas import ProactivePrompt
 from server.proactive.directory import SessionDirectory
-from server.proactive.ledger import DeliveryLedger
+from server.proactive.ledger import LEDGER_OUTAGE_WAIT_S, DeliveryLedger, riding_out_outage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ProactivePromptConsumer:
@@ -34,7 +36,11 @@ class ProactivePromptConsumer:
         topic: str = "voice_proactive",
         group_prefix: str = "voice-proactive",
         clock: Callable[[], float] = time.time,
+        ledger_outage_wait_s: float = LEDGER_OUTAGE_WAIT_S,
     ) -> None:
+        """``ledger_outage_wait_s``: how long one message waits for the ledger's database to come back
+        (a PostgreSQL restart) before it goes back to the bus's retries."""
+        self.ledger_outage_wait_s = ledger_outage_wait_s
         self.bus = bus
         self.directory = directory
         self.ledger = ledger
@@ -50,34 +56,38 @@ class ProactivePromptConsumer:
 
     async def pop_pending(self, user_id: str) -> list[ProactivePrompt]:
         """Prompts held for ``user_id``, for the greeting of the call that just started on this node."""
-        return await self.ledger.pop_pending(user_id, self.node_id)
+        return await self._ledger(self.ledger.pop_pending, user_id, self.node_id)
+
+    async def _ledger(self, op: Callable[..., Awaitable[T]], *args: object) -> T:
+        """A ledger write that waits out a database outage (``riding_out_outage``)."""
+        return await riding_out_outage(op, *args, wait_s=self.ledger_outage_wait_s, what=op.__name__)
 
     async def handle(self, message: Message) -> None:
         prompt = ProactivePrompt.parse(message.body)  # PoisonMessage -> dead letter
         ctx = f"key={prompt.idempotency_key} user={prompt.user_id} message_id={prompt.message_id} node={self.node_id}"
         if prompt.expired(self.clock()):
             log.info("proactive prompt expired before delivery: %s", ctx)
-            await self.ledger.mark_expired(prompt, self.node_id)
+            await self._ledger(self.ledger.mark_expired, prompt, self.node_id)
             return
         call = self.directory.find_by_user(prompt.user_id)
         if call is None:
-            if await self.ledger.hold_pending(prompt, self.node_id):
+            if await self._ledger(self.ledger.hold_pending, prompt, self.node_id):
                 log.info("user not in a call on this node; holding prompt: %s", ctx)
             return
-        blocked_by = await self.ledger.claim(prompt, self.node_id)
+        blocked_by = await self._ledger(self.ledger.claim, prompt, self.node_id)
         if blocked_by is not None:
             log.info("proactive prompt already %s; not speaking again: %s", blocked_by, ctx)
             return
         try:
             spoken = await call.speak_proactive(prompt.spoken_text, prompt.message_id)
         except Exception as exc:
-            await self.ledger.mark_failed(prompt, self.node_id, f"speak raised {type(exc).__name__}: {exc}")
+            detail = f"speak raised {type(exc).__name__}: {exc}"
+            await self._ledger(self.ledger.mark_failed, prompt, self.node_id, detail)
             raise
         if spoken:
-            await self.ledger.mark_delivered(prompt, self.node_id)
+            await self._ledger(self.ledger.mark_delivered, prompt, self.node_id)
             log.info("proactive prompt spoken: %s", ctx)
         else:
-            await self.ledger.mark_failed(
-                prompt, self.node_id, "not spoken (no pause, cut off or call ended)"
-            )
+            detail = "not spoken (no pause, cut off or call ended)"
+            await self._ledger(self.ledger.mark_failed, prompt, self.node_id, detail)
             log.info("proactive prompt not spoken; held for the next call: %s", ctx)

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from server.proactive.consumer import ProactivePromptConsumer
-from server.proactive.ledger import DeliveryLedger
+from server.proactive.ledger import DeliveryLedger, riding_out_outage
 
 log = logging.getLogger(__name__)
 
@@ -45,5 +45,5 @@ class HeldPromptGreeting:
                 )
 
     async def _hold_again(self, prompts: list[Any], detail: str) -> None:
-        for prompt in prompts:
-            await self.ledger.mark_failed(prompt, self.node_id, detail)
+        for prompt in prompts:  # popped as delivered: must go back to pending even through a DB restart
+            await riding_out_outage(self.ledger.mark_failed, prompt, self.node_id, detail, what="hold again")

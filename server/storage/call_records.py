@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from server.calls.record import CallRecord, CallRecordStore, call_summary
-from server.storage.engine import create_engine, insert
+from server.storage.engine import TRANSIENT_ERRORS, create_engine, insert, unavailable
 from server.storage.migrations import Migration, copy_legacy_rows, create_tables, migrate
 
 metadata = sa.MetaData()
@@ -50,14 +50,21 @@ class SqlCallRecordStore:
         migrate(engine, "call_records", MIGRATIONS)
 
     async def save(self, record: CallRecord) -> None:
-        await asyncio.to_thread(self._save, record)
+        """Insert or replace the record; ``StoreUnavailable`` when the database is away."""
+        await self._run(self._save, record)
 
     async def get(self, call_id: str) -> CallRecord | None:
-        return await asyncio.to_thread(self._get, call_id)
+        return await self._run(self._get, call_id)  # type: ignore[no-any-return]
 
     async def recent(self, limit: int = 50, user_id: str | None = None) -> list[dict[str, Any]]:
         """Newest first; summaries without the transcript body."""
-        return await asyncio.to_thread(self._recent, limit, user_id)
+        return await self._run(self._recent, limit, user_id)  # type: ignore[no-any-return]
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except TRANSIENT_ERRORS as exc:
+            raise unavailable("call records", exc) from exc
 
     def close(self) -> None:
         self.engine.dispose()

@@ -28,7 +28,7 @@ from messaging.schemas import ProactivePrompt
 from scheduler.deliveries import SCHEDULER_STATES
 from server.proactive.ledger import DeliveryEvent, DeliveryRecord
 from server.storage.delivery_schema import MIGRATIONS, deliveries, delivery_events
-from server.storage.engine import create_engine, insert
+from server.storage.engine import TRANSIENT_ERRORS, create_engine, insert, unavailable
 from server.storage.migrations import migrate
 
 T = TypeVar("T")
@@ -88,11 +88,16 @@ class SqlDeliveryLedger:
         self.engine.dispose()
 
     async def _run(self, fn: Callable[[sa.Connection], T]) -> T:
+        """``fn`` in one transaction in a worker thread; ``StoreUnavailable`` when the database is away."""
+
         def in_transaction() -> T:
             with self.engine.begin() as conn:
                 return fn(conn)
 
-        return await asyncio.to_thread(in_transaction)
+        try:
+            return await asyncio.to_thread(in_transaction)
+        except TRANSIENT_ERRORS as exc:
+            raise unavailable("delivery ledger", exc) from exc
 
     # --- statements (inside a transaction) -------------------------------------------------------
     def _row(

@@ -30,6 +30,26 @@ class StorageError(RuntimeError):
     """A store cannot be opened: the driver is missing or the database is unreachable."""
 
 
+class StoreUnavailable(StorageError):
+    """A statement could not run because the database is away for now (down, restarting, unreachable,
+    locked past the busy timeout, out of disk): worth retrying later, unlike a bad statement."""
+
+
+# What SQLAlchemy raises when the database (not the statement) is the problem: psycopg's connection and
+# server-side errors, SQLite's "database is locked" / "disk is full" / I/O errors, a pool checkout timeout.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+)
+
+
+def unavailable(store: str, exc: Exception) -> StoreUnavailable:
+    """The ``StoreUnavailable`` to raise from ``exc`` (one of ``TRANSIENT_ERRORS``) in ``store``."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+    return StoreUnavailable(f"{store} unavailable: {type(exc).__name__}: {detail}")
+
+
 def database_url(target: str | Path) -> URL:
     """The SQLAlchemy URL of a SQLite path or a PostgreSQL DSN (``postgresql://`` gets psycopg 3)."""
     text = str(target)

@@ -123,8 +123,16 @@ class MediaStreamCall:
         return "closed" if self.ws.closed else "connected"
 
     async def close(self) -> None:
-        """The session ended: the handler closes the socket once ``run`` returns."""
+        """The session ended (whoever ended it): close the gateway's socket with a normal closure and the
+        reason, so the gateway hangs up its side instead of streaming into a call that is gone."""
         self._push(None)
+        if self.ws.closed:
+            return
+        reason = (self.session.record.end_reason if self.session is not None else None) or "call ended"
+        with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+            await asyncio.wait_for(
+                self.ws.close(code=WSCloseCode.OK, message=f"call ended: {reason}".encode()[:120]), 5
+            )
 
     async def _handle(self, text: str) -> bool:
         try:
@@ -168,6 +176,13 @@ class MediaStreamCall:
         session = self.session = CallSession(
             self.deps, params.get("user_id") or None, output_rate=self.format.sample_rate, transport=self
         )
+        if not session.admit():  # the node is full: tell the gateway, close with 1013 "try again later"
+            busy = self.deps.admission.busy_message()
+            await self._error(busy)
+            await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"all lines are busy")
+            await session.close("busy")
+            self.session = None
+            return False
         session.start()
         await self.ws.send_json({"event": "start", "callId": session.call_id, "streamSid": self.stream_sid})
         session.listen(self._caller_frames())

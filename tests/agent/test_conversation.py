@@ -17,6 +17,7 @@ from agent.conversation import Conversation, Utterance, estimate_tokens
 from agent.llm.ollama import OllamaLLM
 from agent.memory import MemoryStore
 from agent.tools import ToolBox
+from tests.agent import llm_checks
 from tests.agent.fakes import FakeLLM, FakeRetriever
 
 UNGROUNDED = GroundingConfig(enabled=False)
@@ -38,7 +39,9 @@ async def test_reply_streams_speakable_text_and_records_the_turn(
     assert not any(mark in reply for mark in ("**", "`", "#"))
     turn = conversation.last_turn
     assert turn is not None and turn.reply_text and turn.error is None
-    assert turn.timings["llm_first_token"] is not None and turn.timings["llm_first_token"] < 3.0
+    # Loose bound (loaded CI box); the tight figure is bench/agent.py's.
+    assert turn.timings["llm_first_token"] is not None
+    assert turn.timings["llm_first_token"] < llm_checks.FIRST_TOKEN_BOUND_S
     assert [(u.role, u.source) for u in conversation.transcript] == [
         ("agent", "greeting"),
         ("user", "user"),
@@ -226,12 +229,14 @@ async def test_memory_persists_across_conversations(tmp_path: Any) -> None:
 
     llm = FakeLLM(["Welcome back."])
     second = Conversation(llm, config, memory=MemoryStore(config.memory_path), user_id="alice")
+    await second.recall()
     assert second.greeting().startswith("Hello Alice!")
     await collect(second, "Do you remember me?")
     system = llm.calls[0][0].content
     assert "The user's name is Alice." in system and "The user lives in Lisbon." in system
     assert "Last time the user said" in system
     other = Conversation(FakeLLM(["Hi."]), config, memory=MemoryStore(config.memory_path), user_id="bob")
+    await other.recall()
     assert not other.greeting().startswith("Hello Alice")
 
 

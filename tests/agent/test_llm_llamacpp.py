@@ -22,7 +22,7 @@ async def test_streams_reply_incrementally_and_ends(llamacpp_llm: Any) -> None:
     stats = await llm_checks.stream_reply(llamacpp_llm)
     llm_checks.assert_incremental(stats)
     print(f"\nllamacpp: first token {stats.first_token_s * 1000:.0f} ms, {stats.tokens_per_s:.0f} tokens/s")
-    assert stats.first_token_s < 2.0
+    assert stats.first_token_s < llm_checks.FIRST_TOKEN_BOUND_S
 
 
 async def test_event_loop_stays_responsive_while_generating(llamacpp_llm: Any) -> None:
@@ -49,7 +49,7 @@ async def test_cancel_mid_stream_stops_within_100ms(llamacpp_llm: Any) -> None:
     assert sorted(latencies)[1] < 0.1, latencies  # median of 3
     # The model is free again at once: a new generation starts immediately.
     stats = await llm_checks.stream_reply(llamacpp_llm, max_tokens=5)
-    assert stats.first_token_s < 2.0
+    assert stats.first_token_s < llm_checks.FIRST_TOKEN_BOUND_S
 
 
 async def test_cancel_during_prompt_processing_is_bounded(llamacpp_llm: Any) -> None:
@@ -80,7 +80,7 @@ async def test_cancel_during_prompt_processing_is_bounded(llamacpp_llm: Any) -> 
     assert latency < 0.15, latency
     # The model is usable at once, and the aborted decode left no stale state behind.
     stats = await llm_checks.stream_reply(llamacpp_llm, max_tokens=5)
-    assert stats.text.strip() and stats.first_token_s < 2.0
+    assert stats.text.strip() and stats.first_token_s < llm_checks.FIRST_TOKEN_BOUND_S
 
 
 async def test_tool_call_round_trip_via_json_grammar(llamacpp_llm: Any) -> None:
@@ -158,9 +158,10 @@ async def test_concurrent_generations_interleave(llamacpp_llm: Any) -> None:
     )
     assert max(firsts) < min(ends), "a reply finished before another one started"
     # Measured on the 2-core machine: 0.46-0.57 s at load average ~1, 1.04 s at ~3 (serial: after the other
-    # three replies, ~7 s). The bound is the conversation's default first_token_timeout_s: the last caller
-    # still gets a first token before the apology would play.
-    assert firsts[3] < 2.0, firsts
+    # three replies, ~7 s): bench/agent.py keeps that figure against the conversation's 2 s
+    # first_token_timeout_s. Here, interleaving is what is checked: the last first token comes before any
+    # reply ended (above) and well within the time one whole reply takes.
+    assert firsts[3] < min(ends) / 2, (firsts, ends)
 
 
 async def test_cancelling_one_of_several_generations_stops_it_and_spares_the_others(

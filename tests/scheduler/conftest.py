@@ -94,3 +94,16 @@ async def make_service(
     yield factory
     for service in started:
         await service.stop()
+
+
+async def eventually(check: Callable[[], Any], timeout_s: float = 5.0) -> Any:
+    """``check()`` (run in a worker thread: it may query the database) until it returns something truthy.
+
+    A job's last steps (marking a campaign run, completing it) happen after its prompts are on the bus."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not (value := await asyncio.to_thread(check)):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {timeout_s} s: {check}")
+        await asyncio.sleep(0.05)
+    return value
+

@@ -10,7 +10,7 @@ from scheduler.client import SchedulerClient
 from scheduler.config import SchedulerConfig
 from scheduler.publishing import BusPromptPublisher
 from server.storage.delivery_ledger import SqlDeliveryLedger
-from tests.scheduler.conftest import PROACTIVE, PromptCollector, ServiceFactory
+from tests.scheduler.conftest import PROACTIVE, PromptCollector, ServiceFactory, eventually
 
 
 async def test_campaigns_and_callbacks_written_elsewhere_are_scheduled_by_the_sync_job(
@@ -38,7 +38,7 @@ async def test_campaigns_and_callbacks_written_elsewhere_are_scheduled_by_the_sy
         bodies = await collector.wait_for(2, timeout_s=8)
         assert sorted(b["user_id"] for b in bodies) == ["sam", "tia"]
         assert key in {b["idempotency_key"] for b in bodies}
-        assert client.get_campaign(created.id).status == "completed"
+        await eventually(lambda: client.get_campaign(created.id).status == "completed")
     finally:
         client.close()
 

@@ -12,7 +12,7 @@ from scheduler import db
 from scheduler.campaigns import CampaignSpec
 from scheduler.service import SchedulerService
 from server.storage.delivery_ledger import SqlDeliveryLedger
-from tests.scheduler.conftest import PromptCollector, ServiceFactory
+from tests.scheduler.conftest import PromptCollector, ServiceFactory, eventually
 
 
 def now() -> datetime:
@@ -52,7 +52,7 @@ async def test_campaign_publishes_one_prompt_per_audience_user(
     assert len(keys) == 3 and all(k.startswith(f"campaign:{created.id}:") for k in keys)
     after = await service.campaign_deliveries(created.id)
     assert {d["status"] for d in after} == {"published"}  # no RTC node took them
-    assert service.get_campaign(created.id).status == "completed"
+    await eventually(lambda: service.get_campaign(created.id).status == "completed")
 
 
 async def test_a_run_repeated_for_the_same_time_publishes_nothing_new(

@@ -101,6 +101,11 @@ async function refreshCalls() {
     const data = await api("GET", "/calls");
     const box = $("calls");
     box.replaceChildren();
+    const load = data.load;
+    $("calls-load").textContent = load
+      ? `lines in use: ${load.in_use} of ${load.max_calls}` + (load.refused ? ` · ${load.refused} callers refused (all lines busy)` : "")
+      : "";
+    $("calls-load").className = load && load.in_use >= load.max_calls ? "full" : "";
     if (!data.available) box.append(el("p", { class: "muted" }, "This server does not expose live calls."));
     else if (!data.calls.length) box.append(el("p", { class: "muted" }, "No live calls."));
     for (const call of data.calls) {

@@ -197,6 +197,12 @@ async function startCall() {
       body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer", ...(userId ? { user_id: userId } : {}) }),
     });
     const answer = await response.json();
+    if (response.status === 503 && answer.busy) {
+      const wait = answer.retry_after_s || response.headers.get("Retry-After") || "a few";
+      showError(`All lines are busy. Please try again in ${wait} seconds.`);
+      hangUpLocally("busy");
+      return;
+    }
     if (!response.ok) throw new Error(answer.error || `offer rejected (${response.status})`);
     state.callId = answer.call_id;
     window.__callId = answer.call_id;

@@ -57,6 +57,10 @@ class LatencySource(Protocol):
     def latency_summary(self) -> dict[str, Any]: ...
 
 
+class LoadSource(Protocol):
+    def snapshot(self) -> dict[str, Any]: ...  # server.calls.admission.CallAdmission
+
+
 @dataclass
 class AdminDeps:
     admin_token: str
@@ -65,6 +69,7 @@ class AdminDeps:
     intents: IntentResultSource
     live_calls: LiveCallDirectory | None = None
     latency: LatencySource | None = None
+    load: LoadSource | None = None
 
     @classmethod
     def from_scheduler(
@@ -73,6 +78,7 @@ class AdminDeps:
         admin_token: str,
         live_calls: LiveCallDirectory | None = None,
         latency: LatencySource | None = None,
+        load: LoadSource | None = None,
     ) -> AdminDeps:
         """Deps for a server that runs ``SchedulerService`` in-process (the embedded profile)."""
-        return cls(admin_token, service, service, service.conversation_log, live_calls, latency)
+        return cls(admin_token, service, service, service.conversation_log, live_calls, latency, load)

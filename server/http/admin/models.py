@@ -82,9 +82,17 @@ class LiveCallView(BaseModel):
     connection: str
 
 
+class CallLoad(BaseModel):
+    max_calls: int = Field(description="server.max_calls: calls this node carries at once")
+    in_use: int = Field(description="call slots taken now")
+    by_transport: dict[str, int] = Field(description="slots in use per transport (webrtc, websocket, sip)")
+    refused: int = Field(description="calls refused as 'all lines busy' since the node started")
+
+
 class LiveCalls(BaseModel):
     calls: list[LiveCallView]
     available: bool = Field(description="false when this server has no call registry")
+    load: CallLoad | None = Field(None, description="how full this node is; null when not known")
 
 
 class SendPromptRequest(BaseModel, extra="forbid"):

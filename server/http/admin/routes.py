@@ -7,6 +7,7 @@ campaign cannot make the requested transition.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import inspect
 import json
@@ -102,17 +103,20 @@ class AdminHandlers:
     def __init__(self, deps: AdminDeps) -> None:
         self.deps = deps
 
-    def _campaign_view(self, campaign: Campaign) -> dict[str, Any]:
+    async def _campaign_view(self, campaign: Campaign) -> dict[str, Any]:
         view = campaign.public()
-        next_run = self.deps.campaigns.next_run_time(campaign.id) if campaign.status == "active" else None
+        active = campaign.status == "active"
+        next_run = await self._call(self.deps.campaigns.next_run_time, campaign.id) if active else None
         view["next_run_at"] = next_run.isoformat() if next_run else None
         return view
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` (awaited when it is a coroutine function), scheduler errors as HTTP errors."""
+        """``fn(*args)``, scheduler errors as HTTP errors: awaited when it is a coroutine function, else
+        run in a worker thread (the scheduler's plain methods query its database)."""
         try:
-            result = fn(*args)
-            return await result if inspect.isawaitable(result) else result
+            if inspect.iscoroutinefunction(fn):
+                return await fn(*args)
+            return await asyncio.to_thread(fn, *args)
         except CampaignNotFound as exc:
             raise _error(web.HTTPNotFound, str(exc)) from exc
         except CampaignStateError as exc:
@@ -122,24 +126,24 @@ class AdminHandlers:
 
     async def list_campaigns(self, request: web.Request) -> web.Response:
         status = request.query.get("status")
-        campaigns = self.deps.campaigns.list_campaigns(status)
-        return web.json_response({"campaigns": [self._campaign_view(c) for c in campaigns]})
+        campaigns = await self._call(self.deps.campaigns.list_campaigns, status)
+        return web.json_response({"campaigns": [await self._campaign_view(c) for c in campaigns]})
 
     async def create_campaign(self, request: web.Request) -> web.Response:
         spec = _parse(CampaignSpec, await _json_body(request))
         campaign = await self._call(self.deps.campaigns.create_campaign, spec)
         log.info("campaign created from admin API", extra={"campaign_id": campaign.id})
-        return web.json_response(self._campaign_view(campaign), status=201)
+        return web.json_response(await self._campaign_view(campaign), status=201)
 
     async def get_campaign(self, request: web.Request) -> web.Response:
         campaign = await self._call(self.deps.campaigns.get_campaign, request.match_info["campaign_id"])
-        return web.json_response(self._campaign_view(campaign))
+        return web.json_response(await self._campaign_view(campaign))
 
     def _action(self, name: str) -> Handler:
         async def handler(request: web.Request) -> web.Response:
             fn = getattr(self.deps.campaigns, f"{name}_campaign")
             campaign = await self._call(fn, request.match_info["campaign_id"])
-            return web.json_response(self._campaign_view(campaign))
+            return web.json_response(await self._campaign_view(campaign))
 
         return handler
 
@@ -153,20 +157,24 @@ class AdminHandlers:
 
     async def intent_results(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 100, 1, 1000)
-        rows = self.deps.intents.intent_results(
-            request.query.get("conversation_id"), request.query.get("user_id"), limit
+        rows = await self._call(
+            self.deps.intents.intent_results,
+            request.query.get("conversation_id"),
+            request.query.get("user_id"),
+            limit,
         )
         return web.json_response({"intents": rows})
 
     async def conversation_intents(self, request: web.Request) -> web.Response:
         conversation_id = request.match_info["conversation_id"]
-        rows = self.deps.intents.intent_results(conversation_id, None, 100)
+        rows = await self._call(self.deps.intents.intent_results, conversation_id, None, 100)
         return web.json_response({"conversation_id": conversation_id, "intents": rows})
 
     async def live_calls(self, request: web.Request) -> web.Response:
         directory = self.deps.live_calls
         calls = [call.snapshot() for call in directory.live()] if directory is not None else []
-        return web.json_response({"calls": calls, "available": directory is not None}, dumps=_dumps)
+        load = self.deps.load.snapshot() if self.deps.load is not None else None
+        return web.json_response({"calls": calls, "available": directory is not None, "load": load}, dumps=_dumps)
 
     async def send_prompt(self, request: web.Request) -> web.Response:
         body = _parse(SendPromptRequest, await _json_body(request))

@@ -109,3 +109,39 @@ async def test_gateway_call_over_websocket(tmp_path: Path) -> None:
     assert published[1].text == "hello there" and {e.user_id for e in published} == {"dave"}
     await server.close()
     deps.records.close()
+
+
+async def test_a_call_ended_by_the_server_closes_the_gateway_socket(tmp_path: Path) -> None:
+    """The agent (or an admin, or max_call_seconds) ends the call: the gateway's socket is closed with a
+    normal closure and a reason, instead of staying open with no media flowing until the gateway gives up."""
+    settings = Settings()
+    deps = fake_deps(tmp_path, settings)
+    server = TestServer(create_app(settings, deps), host="127.0.0.1")
+    await server.start_server()
+    url = str(server.make_url("/api/media/ws")).replace("http://", "ws://")
+    try:
+        async with websockets.connect(url) as ws:
+            start = {"streamSid": "MZ2", "customParameters": {"user_id": "erin"}}
+            await ws.send(json.dumps({"event": "start", "start": start}))
+            started = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert started["event"] == "start"
+            session = deps.registry.get(started["callId"])
+            assert session is not None
+            await session.close("agent_ended")  # ended on the server's side
+            closed = asyncio.get_running_loop().create_future()
+
+            async def drain() -> None:
+                try:
+                    async for _ in ws:
+                        pass
+                finally:
+                    closed.set_result((ws.close_code, ws.close_reason))
+
+            reader = asyncio.create_task(drain())
+            code, reason = await asyncio.wait_for(closed, 5)
+            reader.cancel()
+        assert code == 1000 and "agent_ended" in reason, (code, reason)
+        assert deps.registry.get(started["callId"]) is None
+    finally:
+        await server.close()
+        deps.records.close()

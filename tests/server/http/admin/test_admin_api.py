@@ -264,3 +264,22 @@ async def test_served_bodies_match_the_models_the_openapi_document_is_generated_
     ]
     for model, body in bodies:
         model.model_validate(body)
+
+
+async def test_admin_reads_wait_off_the_loop_while_the_scheduler_database_is_locked(
+    setup: tuple[TestClient, list[Message], SchedulerService], tmp_path: Path
+) -> None:
+    """Listing campaigns, one campaign and intent results query the scheduler's database; with its file
+    locked by another connection those queries wait in worker threads, never on the loop that carries the
+    node's calls."""
+    from tests.loop_lag import LoopLag
+    from tests.sqlite_lock import hold_write_lock
+
+    client, _, _ = setup
+    created = await (await client.post("/api/admin/campaigns", json=campaign_body(), headers=AUTH)).json()
+    holder = hold_write_lock(tmp_path / "admin.sqlite3", 1.5)
+    async with LoopLag() as lag:
+        for path in ("/api/admin/campaigns", f"/api/admin/campaigns/{created['id']}", "/api/admin/intents"):
+            assert (await client.get(path, headers=AUTH)).status == 200
+    holder.join()
+    assert lag.max_s < 0.5, f"the loop was held {lag.max_s:.2f} s by an admin query"

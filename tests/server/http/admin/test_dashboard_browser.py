@@ -26,6 +26,7 @@ from messaging.embedded import EmbeddedBus
 from scheduler.config import SchedulerConfig
 from scheduler.publishing import BusPromptPublisher
 from scheduler.service import SchedulerService
+from server.calls.admission import CallAdmission
 from server.http.admin import AdminDeps, admin_routes, dashboard_routes
 from server.http.app import knowledge_routes
 from server.storage.delivery_ledger import open_delivery_ledger
@@ -64,7 +65,12 @@ class DashboardServer:
         self.service = SchedulerService(config, BusPromptPublisher(self.bus, "voice_proactive"), self.ledger)
         await self.service.start()
         app = web.Application()
-        app.add_routes(admin_routes(AdminDeps.from_scheduler(self.service, TOKEN)))
+        load = CallAdmission(max_calls=3)  # the node's lines: one taken, one caller refused
+        load.try_admit("c1", "webrtc")
+        load.max_calls = 1
+        load.try_admit("c2", "sip")
+        load.max_calls = 3
+        app.add_routes(admin_routes(AdminDeps.from_scheduler(self.service, TOKEN, load=load)))
         app.add_routes(dashboard_routes())
         if self.knowledge is not None:
             self.kb = KnowledgeBase(self.knowledge)
@@ -145,6 +151,8 @@ def test_dashboard_login_campaign_and_send_now(dashboard: DashboardServer, chrom
         page.click("#login-form button")
         page.wait_for_selector("#app:not([hidden])")
         assert "does not expose live calls" in page.inner_text("#calls")
+        page.wait_for_selector("#calls-load:has-text('lines in use: 1 of 3')")
+        assert "1 callers refused" in page.inner_text("#calls-load")
         page.wait_for_selector("#latency-note:has-text('placeholder')")
         page.wait_for_selector("#knowledge-note:has-text('does not expose the knowledge document API')")
         assert page.locator("#knowledge-form").is_hidden()

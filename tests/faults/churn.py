@@ -1,0 +1,123 @@
+"""Call churn against one node: many short calls, a few at a time, each a real aiortc call with one spoken
+turn (connect, say a question, hear the start of the reply, hang up). After a warm-up the node's resident
+memory, descriptors, asyncio tasks and threads are sampled when it is idle; after the churn they must come
+back: what a call takes it must give back, or a node dies after a day of calls.
+
+Used by ``tests/faults/test_churn.py`` (a few dozen calls, in CI) and ``bench/reliability.py`` (1,000)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.faults.node_stats import NodeStats, node_stats
+from tests.server.caller import RTCCaller, ServerProcess, synthesize_speech
+
+QUESTION = "Could you tell me something nice about the weather today?"
+
+
+def churn_node(workdir: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
+    """A node for churn: no greeting (each call goes straight to its turn), replies from the model itself
+    (grounding off, so every turn runs STT, the LLM and TTS), short replies."""
+    env = {
+        "VOICE_AGENT__SERVER__CALL__GREETING": "false",
+        "VOICE_AGENT__SERVER__MAX_CALLS": "16",
+        "VOICE_AGENT__AGENT__GROUNDING__ENABLED": "false",
+        "VOICE_AGENT__AGENT__LLM__MAX_TOKENS": "32",
+        "VOICE_AGENT__AGENT__FIRST_TOKEN_TIMEOUT_S": "20",
+        **(extra_env or {}),
+    }
+    return ServerProcess(workdir, env, log_level="WARNING")
+
+
+@dataclass
+class ChurnResult:
+    calls: int
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    baseline: dict[str, Any] = field(default_factory=dict)
+    end: dict[str, Any] = field(default_factory=dict)
+    rss_growth_mb: float = 0.0
+    fds_leaked: int = 0
+    tasks_leaked: int = 0
+    threads_leaked: int = 0
+    reply_s_p50: float = 0.0
+    seconds: float = 0.0
+    loadavg: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["errors"] = self.errors[:10]
+        return data
+
+
+async def one_call(base_url: str, speech: np.ndarray, index: int) -> float:
+    """One call with one spoken turn; returns seconds from the end of the question to the reply's start."""
+    caller = RTCCaller(base_url, user_id=f"churn-{index}")
+    try:
+        await asyncio.wait_for(caller.connect(), 20)
+        sent = await asyncio.wait_for(caller.say(speech), 30)
+        reply = await caller.reply_start(after=sent, timeout=30)
+        return reply - sent
+    finally:
+        await caller.hangup()
+
+
+async def run_calls(base_url: str, speech: np.ndarray, count: int, concurrency: int, start: int, result: ChurnResult) -> list[float]:
+    replies: list[float] = []
+    next_index = start
+    lock = asyncio.Lock()
+
+    async def worker() -> None:
+        nonlocal next_index
+        while True:
+            async with lock:
+                if next_index >= start + count:
+                    return
+                index = next_index
+                next_index += 1
+            try:
+                replies.append(await one_call(base_url, speech, index))
+            except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+                result.failed += 1
+                result.errors.append(f"call {index}: {type(exc).__name__}: {exc}")
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return replies
+
+
+async def idle_stats(base_url: str, baseline: NodeStats | None = None, settle_s: float = 20.0) -> NodeStats:
+    """The node's figures once no call is live; with ``baseline``, waits (up to ``settle_s``) for
+    descriptors, tasks and threads to come back to it (aiortc closes its transports a moment after a call)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        stats = await node_stats(base_url)
+        settled = stats.calls == 0 and (baseline is None or not any(stats.leaked_since(baseline).values()))
+        if settled or time.monotonic() > deadline:
+            return stats
+        await asyncio.sleep(0.5)
+
+
+async def churn(base_url: str, calls: int, concurrency: int = 3, warmup: int = 10) -> ChurnResult:
+    speech = await synthesize_speech(QUESTION)
+    result = ChurnResult(calls=calls)
+    started = time.monotonic()
+    await run_calls(base_url, speech, warmup, concurrency, 0, result)
+    await asyncio.sleep(2)
+    baseline = await idle_stats(base_url)
+    replies = await run_calls(base_url, speech, calls, concurrency, warmup, result)
+    end = await idle_stats(base_url, baseline)
+    leaked = end.leaked_since(baseline)
+    result.baseline, result.end = asdict(baseline), asdict(end)
+    result.rss_growth_mb = round(end.rss_mb - baseline.rss_mb, 1)
+    result.fds_leaked, result.tasks_leaked, result.threads_leaked = leaked["fds"], leaked["tasks"], leaked["threads"]
+    result.reply_s_p50 = round(float(np.median(replies)), 3) if replies else 0.0
+    result.seconds = round(time.monotonic() - started, 1)
+    result.loadavg = [round(x, 2) for x in os.getloadavg()]
+    return result

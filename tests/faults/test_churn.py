@@ -1,0 +1,33 @@
+"""Churn: dozens of real calls against one node, a few at a time, each with one spoken turn; afterwards the
+node holds what it held before (``tests/faults/churn.py``). ``bench/reliability.py`` runs 1,000 calls; CI
+runs ``CALLS`` (about two minutes on 2 shared cores)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.faults.churn import churn, churn_node
+from tests.server.caller import ServerProcess
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+CALLS = 40
+RSS_GROWTH_MB = 50  # per the issue's target for 1,000 calls; a per-call leak of a frame buffer exceeds it
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = churn_node(tmp_path_factory.mktemp("churn"))
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+async def test_calls_give_back_what_they_took(node: ServerProcess) -> None:
+    result = await churn(node.base_url, CALLS, concurrency=3, warmup=8)
+    print(f"\nchurn: {result.as_dict()}")
+    assert result.failed == 0, result.errors
+    assert result.fds_leaked == 0 and result.tasks_leaked == 0 and result.threads_leaked == 0, result.as_dict()
+    assert result.rss_growth_mb <= RSS_GROWTH_MB, result.as_dict()
