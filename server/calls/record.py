@@ -35,6 +35,10 @@ class RecordedTurn:
     )  # stt_final, llm_first_token, tts_first_audio, first_audio_out
     sources: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
+    # Why the agent said what it said (``agent.turn.TurnRecord.grounding()``): produced_by, confidence,
+    # evidence [{doc_id, source_id, sentence, score}], sentences, rejected [{text, unsupported}]. None for
+    # turns recorded before it was kept, or by an agent that keeps none.
+    grounding: dict[str, Any] | None = None
 
 
 @dataclass

@@ -328,6 +328,7 @@ class CallSession:
                 stages=delays,
                 sources=result.sources,
                 interrupted=result.interrupted,
+                grounding=result.grounding,
             )
         )
         metrics.TURNS.inc()

@@ -26,6 +26,7 @@ from speech.tts.base import TextToSpeech
 
 log = logging.getLogger(__name__)
 
+
 class AgentState(str, enum.Enum):
     LISTENING = "listening"
     THINKING = "thinking"
@@ -84,6 +85,7 @@ class TurnResult:
     interrupted: bool
     spoken_text: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+    grounding: dict[str, Any] | None = None  # why the agent said it: ``agent.turn.TurnRecord.grounding()``
 
 
 class TurnTaker:
@@ -209,6 +211,7 @@ class TurnTaker:
         self._heard_at_barge_in = ""
         last_turn = getattr(self.conversation, "last_turn", None)
         result.sources = _sources_of(last_turn)
+        result.grounding = _grounding_of(last_turn, result.user_text)
         self._emit(
             "turn",
             {
@@ -217,6 +220,7 @@ class TurnTaker:
                 "interrupted": result.interrupted,
                 "latency": result.timing.as_delays(),
                 "sources": result.sources,
+                "grounding": result.grounding,
             },
         )
         if self._on_turn_done is not None:
@@ -292,3 +296,17 @@ def _sources_of(last_turn: object) -> list[dict[str, Any]]:
         else:
             out.append({k: getattr(s, k, None) for k in ("source_id", "doc_id", "score")})
     return out
+
+
+def _grounding_of(last_turn: object, user_text: str) -> dict[str, Any] | None:
+    """The conversation's account of this reply (evidence, how each sentence was produced), or None when the
+    conversation keeps none or its last turn is not this one (it failed before recording it)."""
+    grounding = getattr(last_turn, "grounding", None)
+    if not callable(grounding) or getattr(last_turn, "user_text", None) != user_text:
+        return None
+    try:
+        value = grounding()
+    except Exception:  # the record must be saved even if the account cannot be made
+        log.exception("grounding of the turn %r could not be recorded", user_text[:80])
+        return None
+    return value if isinstance(value, dict) else None
