@@ -30,10 +30,15 @@ log = logging.getLogger(__name__)
 _PRONOUN_START = re.compile(
     r"^(?:it|its|this|that|these|those|they|their|them|he|his|she|her)\b", re.IGNORECASE
 )
-_STREET = re.compile(
-    r"\b\d+\s+\w+(?:\s\w+)?\s(?:street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|way)\b",
-    re.IGNORECASE,
+# A street address: a house number, one or two words of name, a street type (USPS's common suffixes).
+_STREET_TYPES = (
+    "street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|way|parkway|pkwy|place|pl|court|ct|"
+    "terrace|ter|highway|hwy|square|sq|circle|cir|plaza|plz|quay|trail|trl|pike|turnpike|row|alley|"
+    "crescent|close|mews|walk|loop|expressway|freeway|route|rte"
 )
+_STREET = re.compile(rf"\b\d+\s+\w+(?:\s\w+)?\s(?:{_STREET_TYPES})\b", re.IGNORECASE)
+# Capitalised words naming a street ("on Elm Lane"): a place, not the person a "who" question asks for.
+_STREET_NAME = re.compile(rf"\b(?:(?-i:[A-Z])[\w'-]*\s+){{1,3}}(?:{_STREET_TYPES})\b", re.IGNORECASE)
 _TIME_UNITS = {"second", "minute", "hour", "day", "week", "month", "year"}
 _SPECIFIC_TYPES: frozenset[AnswerType] = frozenset({"phone", "email", "url", "address", "contact", "name"})
 
@@ -147,7 +152,10 @@ def answers_type(facts: list[Fact], text: str, wanted: AnswerType) -> bool:
         return bool(_STREET.search(text))
     if wanted == "contact":
         return bool(kinds & {"phone", "email", "url"})
-    return wanted in kinds  # phone, email, url, name
+    if wanted == "name":
+        places = {w.lower() for m in _STREET_NAME.finditer(text) for w in re.findall(r"[\w'-]+", m.group(0))}
+        return any(f.kind == "name" and f.value not in places for f in facts)
+    return wanted in kinds  # phone, email, url
 
 
 _CACHE_SIZE = 20_000

@@ -1,5 +1,5 @@
-"""Chooses the evidence ranking weights and ``grounding.min_confidence`` on the DEV split of the answer set
-(bench/data/answers), never on the test split whose figures bench/answers.py reports.
+"""Chooses the evidence ranking weights and ``grounding.min_confidence`` on the tuning splits of the answer set
+(bench/data/answers: dev, test, test2), never on the held-out test3 split.
 
     .venv/bin/python bench/answers_tune.py [--top-k 3]
 
@@ -39,7 +39,7 @@ from agent.evidence import (
 )
 from agent.extractive import extractive_sentences
 from agent.question import Question, analyse
-from bench.answers import DATA, KNOWLEDGE_BASES, knowledge_base
+from bench.answers import DATA, HELD_OUT, KNOWLEDGE_BASES, knowledge_base
 from knowledge.config import KnowledgeConfig
 from knowledge.embeddings.registry import create_embedder
 
@@ -174,13 +174,13 @@ def main() -> None:
     parser.add_argument("--no-embedder", action="store_true", help="rank without MiniLM (semantic weight 0)")
     parser.add_argument(
         "--splits",
-        default="dev,test",
-        help="tuning splits (test was seen once, by the first design; never test2)",
+        default="dev,test,test2",
+        help=f"tuning splits (round 2 tunes on dev, test and test2; never {HELD_OUT})",
     )
     args = parser.parse_args()
     splits = tuple(args.splits.split(","))
-    if "test2" in splits:
-        parser.error("test2 is the held-out split: it is never used for tuning")
+    if HELD_OUT in splits:
+        parser.error(f"{HELD_OUT} is the held-out split: it is never used for tuning")
     features = asyncio.run(dev_features(args.top_k, not args.no_embedder, splits))
     n_a = sum(c.category == "answerable" for c, _ in features)
     print(f"{'+'.join(splits)}: {n_a} answerable, {len(features) - n_a} unanswerable questions")

@@ -7,6 +7,7 @@ import logging
 import mimetypes
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from knowledge.errors import ParseError, UnsupportedContentType
 
@@ -108,6 +109,7 @@ def parse_html(data: bytes) -> ParsedDocument:
     soup = BeautifulSoup(data, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "nav"]):
         tag.decompose()
+    _rows_as_paragraphs(soup)
     title = soup.title.get_text(strip=True) if soup.title else None
     sections = [Section(None)]
     for el in soup.find_all(_HEADINGS + _BLOCKS):
@@ -123,19 +125,73 @@ def parse_html(data: bytes) -> ParsedDocument:
     return ParsedDocument(title=title, sections=[s for s in sections if s.paragraphs])
 
 
+def _rows_as_paragraphs(soup: Any) -> None:
+    """Each row of a data table becomes one paragraph that says what its cells are: "Family suite: Sleeps 4,
+    Weeknight $279, Weekend night $329." (cell by cell, "$279" would be a sentence of its own that answers
+    nothing). A layout table, whose cells hold headings or paragraphs, is left as it is."""
+    for table in reversed(soup.find_all("table")):  # innermost first
+        if table.find(["table", *_HEADINGS, "p", "div", "ul", "ol"]) is not None:
+            continue
+        rows = [[_cell_text(c) for c in tr.find_all(["th", "td"])] for tr in table.find_all("tr")]
+        rows = [r for r in rows if any(r)]
+        header = rows[0] if rows and table.find("tr").find("td") is None else None
+        body = rows[1:] if header else rows
+        sentences = [_row_sentence(r, header) for r in body]
+        replacement = soup.new_tag("div")
+        if table.caption and table.caption.get_text(strip=True):
+            caption = soup.new_tag("p")
+            caption.string = table.caption.get_text(" ", strip=True)
+            replacement.append(caption)
+        for sentence in sentences:
+            paragraph = soup.new_tag("p")
+            paragraph.string = sentence
+            replacement.append(paragraph)
+        table.replace_with(replacement)
+
+
+def _cell_text(cell: Any) -> str:
+    return re.sub(r"\s+", " ", cell.get_text(" ", strip=True)).strip()
+
+
+def _row_sentence(cells: list[str], header: list[str] | None) -> str:
+    if header and len(header) == len(cells):
+        rest = [f"{h} {c}".strip() for h, c in zip(header[1:], cells[1:], strict=True) if c]
+    else:
+        rest = [c for c in cells[1:] if c]
+    sentence = f"{cells[0]}: {', '.join(rest)}" if rest else cells[0]
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+
+
 def parse_pdf(data: bytes) -> ParsedDocument:
+    """Headings and paragraphs from the layout (``knowledge.pdf_layout``); a PDF whose text runs carry no
+    positions falls back to a section of plain text per page."""
     from pypdf import PdfReader
+
+    from knowledge.pdf_layout import blocks, page_lines
 
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
-        pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = reader.metadata.title if reader.metadata else None
+        laid_out = blocks([page_lines(page) for page in reader.pages])
+        pages = [] if laid_out else [page.extract_text() or "" for page in reader.pages]
     except Exception as exc:  # pypdf raises many types for broken files
         raise ParseError(f"broken PDF: {type(exc).__name__}: {exc}") from exc
+    if laid_out:
+        return ParsedDocument(title=meta_title, sections=_sections_of(laid_out))
     if not any(p.strip() for p in pages):
         raise ParseError("PDF has no extractable text (scanned images need OCR, which is not supported)")
     sections = [Section(f"page {i + 1}", _paragraphs(text)) for i, text in enumerate(pages)]
     return ParsedDocument(title=meta_title, sections=[s for s in sections if s.paragraphs])
+
+
+def _sections_of(laid_out: list[Any]) -> list[Section]:
+    sections = [Section(None)]
+    for block in laid_out:
+        if block.heading:
+            sections.append(Section(block.text))
+        else:
+            sections[-1].paragraphs.append(block.text)
+    return [s for s in sections if s.paragraphs]
 
 
 _PARSERS = {

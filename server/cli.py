@@ -1,4 +1,4 @@
-"""The ``voice-agent`` command: serve, scheduler, ingest, search, doctor, models.
+"""The ``voice-agent`` command: serve, scheduler, ingest, search, eval, doctor, models.
 
 Each subcommand imports its package only when run, so ``voice-agent doctor`` works even when an optional
 extra is missing.
@@ -47,6 +47,35 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
     hits = search(args.query, settings.knowledge, k=args.k, mode=args.mode)
     print(format_hits(hits) if hits else "no results")
     return 0
+
+
+def _eval(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(run_evaluation(settings, args))
+
+
+async def run_evaluation(settings: Settings, args: argparse.Namespace) -> int:
+    """``voice-agent eval FILE``: the exit status of ``agent.evaluation.run_file`` (0 ok, 1 a score below
+    its bound, 2 an unusable file). The file is read before any model is loaded."""
+    from agent.evaluation import EvalFileError, load_cases, run_file
+    from server.node import evaluation_target
+
+    try:
+        load_cases(args.file)
+    except EvalFileError as exc:
+        print(f"error: {exc}")
+        return 2
+    async with evaluation_target(settings) as target:
+        return await run_file(
+            args.file,
+            target.factory,
+            retriever=target.retriever,
+            known_texts=target.known_texts,
+            top_k=target.top_k,
+            split=args.split,
+            min_accuracy=args.min_accuracy,
+            min_refusal_rate=args.min_refusal_rate,
+            max_invented_rate=args.max_invented_rate,
+        )
 
 
 def _doctor(settings: Settings, args: argparse.Namespace) -> int:
@@ -102,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("-k", type=int, default=5)
     search.add_argument("--mode", choices=["hybrid", "vector", "fulltext"], default=None)
+    evaluate = command("eval", "score the configured agent on a YAML/CSV file of questions", _eval)
+    evaluate.add_argument("file", help="questions with accepted answers (agent/evaluation/README.md)")
+    evaluate.add_argument(
+        "--min-accuracy", type=float, default=None, help="exit 1 when answer_accuracy is lower"
+    )
+    evaluate.add_argument(
+        "--min-refusal-rate", type=float, default=None, help="exit 1 when unanswerable_refusal_rate is lower"
+    )
+    evaluate.add_argument(
+        "--max-invented-rate", type=float, default=None, help="exit 1 when invented_fact_rate is higher"
+    )
+    evaluate.add_argument("--split", default=None, help="only the questions of this split")
     command("doctor", "check every configured backend", _doctor)
     command("models", "show (or install) the model packages", _models).add_argument(
         "--install", action="store_true"

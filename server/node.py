@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from messaging.bus import MessageBus, Subscription
@@ -100,7 +100,7 @@ class VoiceNode:
         await self.bus.start()
         await _wait_ready(subscriptions)
         routes = [
-            *self._admin_routes(),
+            *self._admin_routes(kb),
             *(knowledge_routes(kb, self.settings.server.admin_token) if kb is not None else []),
         ]
         await self._serve(routes)
@@ -126,21 +126,32 @@ class VoiceNode:
         from scheduler.client import SchedulerClient
         from scheduler.publishing import BusPromptPublisher
 
-        client = SchedulerClient(s.scheduler, BusPromptPublisher(self.bus, s.bus.topic_proactive), self.ledger)
+        client = SchedulerClient(
+            s.scheduler, BusPromptPublisher(self.bus, s.bus.topic_proactive), self.ledger
+        )
         self._cleanup.callback(client.close)
         log.info("bus backend %s: campaigns and call-backs run in `voice-agent scheduler`", s.bus.backend)
         return client
 
-    def _admin_routes(self) -> list[Any]:
+    def _admin_routes(self, kb: Any) -> list[Any]:
+        from agent.evaluation import EvaluationTarget
         from server.http.admin import AdminDeps, admin_routes
+        from server.http.admin.evaluations import EvaluationJobs
         from server.http.admin.latency import PrometheusLatency
 
+        evaluations = None
+        if kb is not None:  # the dashboard's evaluations run on the calls' own agent and knowledge base
+            target = EvaluationTarget.of_calls(self.deps.new_conversation, kb.retriever, self.settings.agent)
+            evaluations = EvaluationJobs(target)
+            self._cleanup.push_async_callback(evaluations.close)
         deps = AdminDeps.from_scheduler(
             self.scheduler,
             self.settings.server.admin_token,
             live_calls=self.registry,
             latency=PrometheusLatency(),
             load=self.deps.admission,
+            records=self.deps.records,
+            evaluations=evaluations,
         )
         return admin_routes(deps)
 
@@ -152,7 +163,13 @@ class VoiceNode:
 
         app = create_app(self.settings, self.deps, extra_routes=routes, degraded=self.degraded)
         self._server = asyncio.create_task(
-            serve(app, self.settings.server.host, self.settings.server.port, on_started=on_started, stop=self._stop),
+            serve(
+                app,
+                self.settings.server.host,
+                self.settings.server.port,
+                on_started=on_started,
+                stop=self._stop,
+            ),
             name=f"node-{self.node_id}-http",
         )
         waiter = asyncio.create_task(started.wait())
@@ -228,6 +245,33 @@ async def start_knowledge(settings: Settings) -> tuple[Any, str | None]:
         problem = f"{type(exc).__name__}: {exc}"
         log.error("knowledge base not started, calls run without retrieval: %s", problem, exc_info=exc)
         return None, problem
+
+
+@contextlib.asynccontextmanager
+async def evaluation_target(settings: Settings) -> AsyncIterator[Any]:
+    """The configured agent as ``voice-agent eval`` runs it: the knowledge base (its watched folder ingested
+    first; a knowledge base that cannot start is an error here, not a silent fallback), the shared LLM and
+    conversations built as calls build them. Yields an ``agent.evaluation.EvaluationTarget``."""
+    from agent.evaluation import EvaluationTarget
+    from agent.llm.registry import create_llm
+    from knowledge.knowledge_base import KnowledgeBase
+
+    async with contextlib.AsyncExitStack() as cleanup:
+        kb = None
+        if settings.server.rag:
+            kb = await asyncio.to_thread(KnowledgeBase, settings.knowledge)
+            await kb.start()
+            cleanup.push_async_callback(kb.close)
+            await kb.ingestor.wait_idle()
+        else:
+            log.warning(
+                "server.rag is false: the agent has no knowledge base, every question will be refused"
+            )
+        llm = await asyncio.to_thread(create_llm, settings.agent.llm)
+        retriever = kb.retriever if kb is not None else None
+        embedder = kb.embedder if kb is not None else None
+        new_conversation = conversation_factory(settings, llm, retriever, None, embedder)
+        yield EvaluationTarget.of_calls(new_conversation, retriever, settings.agent)
 
 
 async def build_call_deps(

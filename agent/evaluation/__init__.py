@@ -6,19 +6,22 @@ knowledge base has no answer, invented facts, time to the first sentence. See RE
 """
 
 from agent.evaluation.cli import run_file
-from agent.evaluation.dataset import EvalCase, EvalFileError, load_cases
-from agent.evaluation.report import format_failures, format_scores, print_report
-from agent.evaluation.runner import CaseResult, EvaluationReport, evaluate
+from agent.evaluation.dataset import EvalCase, EvalFileError, load_cases, parse_cases
+from agent.evaluation.report import failure_row, format_failures, format_scores, print_report
+from agent.evaluation.runner import CaseResult, EvaluationReport, EvaluationTarget, evaluate
 
 __all__ = [
     "CaseResult",
     "EvalCase",
     "EvalFileError",
     "EvaluationReport",
+    "EvaluationTarget",
     "evaluate",
+    "failure_row",
     "format_failures",
     "format_scores",
     "load_cases",
+    "parse_cases",
     "print_report",
     "run_file",
 ]

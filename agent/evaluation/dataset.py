@@ -51,11 +51,17 @@ def load_cases(path: str | Path) -> list[EvalCase]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise EvalFileError(f"cannot read evaluation file {path}: {exc}") from exc
-    if path.suffix.lower() == ".csv":
-        return parse_csv(text, str(path))
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return parse_yaml(text, str(path))
-    raise EvalFileError(f"{path}: unknown evaluation file type {path.suffix!r}; use .yaml, .yml or .csv")
+    return parse_cases(text, str(path))
+
+
+def parse_cases(text: str, name: str) -> list[EvalCase]:
+    """The cases of a file's ``text``; ``name`` (a file name) says by its suffix whether it is YAML or CSV."""
+    suffix = Path(name).suffix.lower()
+    if suffix == ".csv":
+        return parse_csv(text, name)
+    if suffix in (".yaml", ".yml"):
+        return parse_yaml(text, name)
+    raise EvalFileError(f"{name}: unknown evaluation file type {suffix!r}; use .yaml, .yml or .csv")
 
 
 def parse_yaml(text: str, name: str = "<yaml>") -> list[EvalCase]:

@@ -65,6 +65,24 @@ def _why(result: CaseResult) -> str:
     return "; ".join(reasons)
 
 
+def failure_row(result: CaseResult) -> dict[str, Any]:
+    """One failure as JSON (the dashboard's table): question, expected, said, why, and its evidence."""
+    case = result.case
+    return {
+        "id": case.id,
+        "split": case.split,
+        "kind": case.kind or case.category,
+        "after": list(case.after),
+        "question": case.ask,
+        "expected": _expected(result),
+        "said": result.reply,
+        "why": _why(result),
+        "produced_by": result.produced_by,
+        "confidence": result.confidence,
+        "evidence": result.evidence[:3],
+    }
+
+
 def format_failures(report: EvaluationReport, split: str | None = None, width: int = 100) -> str:
     failures = report.failures(split)
     if not failures:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.config import AgentConfig
 from agent.evaluation.dataset import EvalCase
 from agent.evaluation.scoring import holds_all, invented_facts, is_refusal
 from agent.retrieval import Retriever
@@ -98,6 +99,45 @@ class EvaluationReport:
 
     def failures(self, split: str | None = None) -> list[CaseResult]:
         return [r for r in self.subset(split) if not r.passed]
+
+
+@dataclass(frozen=True)
+class EvaluationTarget:
+    """The agent an evaluation runs against, as the composition root builds it (``server.node``): a factory
+    of fresh conversations, the retriever they use and the persona's fixed phrases."""
+
+    factory: ConversationFactory
+    retriever: Retriever | None = None
+    known_texts: tuple[str, ...] = ()
+    top_k: int = 3
+
+    @classmethod
+    def of_calls(
+        cls,
+        new_conversation: Callable[[str | None, Any], Any],
+        retriever: Retriever | None,
+        config: AgentConfig,
+    ) -> EvaluationTarget:
+        """The agent as calls get it: ``new_conversation(user_id, call_control)`` (a server's conversation
+        factory) gives each question a fresh anonymous conversation."""
+        return cls(
+            lambda: new_conversation(None, None),
+            retriever,
+            tuple(config.fixed_phrases()),
+            config.retrieval_top_k,
+        )
+
+    async def evaluate(
+        self, cases: Sequence[EvalCase], on_result: Callable[[CaseResult], None] | None = None
+    ) -> EvaluationReport:
+        return await evaluate(
+            cases,
+            self.factory,
+            retriever=self.retriever,
+            known_texts=self.known_texts,
+            top_k=self.top_k,
+            on_result=on_result,
+        )
 
 
 async def evaluate(

@@ -36,6 +36,10 @@ class RecordedTurn:
     sources: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     error: str | None = None  # e.g. the TTS failed and the caller heard the apology
+    # Why the agent said what it said (``agent.turn.TurnRecord.grounding()``): produced_by, confidence,
+    # evidence [{doc_id, source_id, sentence, score}], sentences, rejected [{text, unsupported}]. None for
+    # turns recorded before it was kept, or by an agent that keeps none.
+    grounding: dict[str, Any] | None = None
 
 
 @dataclass

@@ -358,6 +358,7 @@ class CallSession:
                 sources=result.sources,
                 interrupted=result.interrupted,
                 error=result.error,
+                grounding=result.grounding,
             )
         )
         metrics.TURNS.inc()

@@ -92,6 +92,7 @@ class TurnResult:
     spoken_text: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None  # what went wrong producing the reply (e.g. the TTS failed); None when fine
+    grounding: dict[str, Any] | None = None  # why the agent said it: ``agent.turn.TurnRecord.grounding()``
 
 
 class TurnTaker:
@@ -239,6 +240,7 @@ class TurnTaker:
         self._heard_at_barge_in = ""
         last_turn = getattr(self.conversation, "last_turn", None)
         result.sources = _sources_of(last_turn)
+        result.grounding = _grounding_of(last_turn, result.user_text)
         self._emit(
             "turn",
             {
@@ -248,6 +250,7 @@ class TurnTaker:
                 "latency": result.timing.as_delays(),
                 "sources": result.sources,
                 "error": result.error,
+                "grounding": result.grounding,
             },
         )
         if self._on_turn_done is not None:
@@ -331,3 +334,17 @@ def _sources_of(last_turn: object) -> list[dict[str, Any]]:
         else:
             out.append({k: getattr(s, k, None) for k in ("source_id", "doc_id", "score")})
     return out
+
+
+def _grounding_of(last_turn: object, user_text: str) -> dict[str, Any] | None:
+    """The conversation's account of this reply (evidence, how each sentence was produced), or None when the
+    conversation keeps none or its last turn is not this one (it failed before recording it)."""
+    grounding = getattr(last_turn, "grounding", None)
+    if not callable(grounding) or getattr(last_turn, "user_text", None) != user_text:
+        return None
+    try:
+        value = grounding()
+    except Exception:  # the record must be saved even if the account cannot be made
+        log.exception("grounding of the turn %r could not be recorded", user_text[:80])
+        return None
+    return value if isinstance(value, dict) else None

@@ -19,6 +19,12 @@ from sqlalchemy.engine import Engine
 from server.calls.record import CallRecord, CallRecordStore, call_summary
 from server.storage.engine import TRANSIENT_ERRORS, create_engine, insert, unavailable
 from server.storage.migrations import Migration, copy_legacy_rows, create_tables, migrate
+from server.storage.turn_grounding import (
+    attach_grounding,
+    body_without_grounding,
+    save_grounding,
+    turn_grounding,
+)
 
 metadata = sa.MetaData()
 call_records = sa.Table(
@@ -39,6 +45,8 @@ MIGRATIONS = (
     Migration(1, "call_records table", create_tables(call_records)),
     # Round 1 kept SQLite records in a table named ``calls`` (PostgreSQL already used ``call_records``).
     Migration(2, "copy round-1 SQLite table calls", copy_legacy_rows("calls", call_records, _COLUMNS)),
+    # Each reply's evidence and how it was produced (issue 14); rows saved before it have none.
+    Migration(3, "call_turn_grounding table", create_tables(turn_grounding)),
 )
 
 
@@ -70,7 +78,7 @@ class SqlCallRecordStore:
         self.engine.dispose()
 
     def _save(self, record: CallRecord) -> None:
-        values = dict(zip(_COLUMNS, (*_row_key(record), record.to_dict()), strict=True))
+        values = dict(zip(_COLUMNS, (*_row_key(record), body_without_grounding(record)), strict=True))
         with self.engine.begin() as conn:
             statement = insert(conn, call_records).values(**values)
             conn.execute(
@@ -78,13 +86,16 @@ class SqlCallRecordStore:
                     index_elements=["call_id"], set_={c: statement.excluded[c] for c in _COLUMNS[1:]}
                 )
             )
+            save_grounding(conn, record)
 
     def _get(self, call_id: str) -> CallRecord | None:
         with self.engine.begin() as conn:
             body = conn.execute(
                 sa.select(call_records.c.body).where(call_records.c.call_id == call_id)
             ).scalar()
-        return CallRecord.from_dict(body) if body is not None else None
+            if body is None:
+                return None
+            return CallRecord.from_dict(attach_grounding(conn, call_id, dict(body)))
 
     def _recent(self, limit: int, user_id: str | None) -> list[dict[str, Any]]:
         query = sa.select(*(call_records.c[c] for c in _COLUMNS)).order_by(call_records.c.started_at.desc())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,44 +49,4 @@ def fake_retriever() -> FakeRetriever:
     )
 
 
-# --- a real knowledge base for the grounded-answer tests ----------------------------------------------------
-
-SHOP_FAQ = Path(__file__).resolve().parents[2] / "bench" / "data" / "answers" / "shop" / "faq.md"
-# A second document in the same knowledge base with other weekend hours, so a follow-up answered from the
-# wrong document shows.
-CAFE_PAGE = """# Harbor Street Café
-
-The café next to the repair shop serves coffee, sandwiches and cakes.
-
-## Café opening hours
-
-- Saturday: 8 am to 6 pm.
-- Sunday: 9 am to 3 pm.
-"""
-
-
-@pytest.fixture(scope="session")
-def minilm() -> Any:
-    from knowledge.config import KnowledgeConfig
-    from knowledge.embeddings.registry import create_embedder
-
-    return create_embedder(KnowledgeConfig().embedding)
-
-
-@pytest.fixture
-async def shop_kb(tmp_path: Path, minilm: Any) -> AsyncIterator[Any]:
-    """The phone-repair shop FAQ (Markdown) and a café page, ingested through a watched folder."""
-    from knowledge.config import KnowledgeConfig
-    from knowledge.knowledge_base import KnowledgeBase
-
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "faq.md").write_bytes(SHOP_FAQ.read_bytes())
-    (inbox / "cafe.md").write_text(CAFE_PAGE)
-    config = KnowledgeConfig(embedded_path=str(tmp_path / "kb.sqlite3"), watch_dir=str(inbox))
-    async with KnowledgeBase(config, embedder=minilm) as kb:
-        await kb.ingestor.wait_idle()
-        for name in ("faq.md", "cafe.md"):
-            record = await kb.ingestor.status(f"file:{name}")
-            assert record is not None and record.status == "ready", record
-        yield kb
+# The real knowledge base of the grounded-answer tests (``minilm``, ``shop_kb``) is in tests/fixtures/knowledge.py.

@@ -3,7 +3,8 @@
 aiortc caller -> Opus -> server (Whisper tiny.en, grounded Conversation over a knowledge base fed through a
 watched folder with the shop FAQ, Piper) -> caller. The question is synthesized at test time; the reply audio
 is transcribed with Whisper. The FAQ says a battery replacement costs $69: the caller must hear 69 (the
-transcript may spell it "69", "$69" or "sixty-nine"), and the turn's grounding record names the FAQ sentence.
+transcript may spell it "69", "$69" or "sixty-nine"), and the turn's grounding record names the FAQ sentence,
+in the call-record API and in the stored record.
 """
 
 from __future__ import annotations
@@ -86,5 +87,8 @@ async def test_call_hears_the_price_from_the_knowledge_base(grounded_server: Any
         grounding
     )
     assert any(s["source_id"].startswith("file:faq.md#") for s in turn["sources"]), turn["sources"]
+    # The call-record API and the stored record carry the same account of the reply.
+    assert turn["grounding"] == grounding, turn.get("grounding")
     stored = await deps.records.get(caller.call_id)
     assert stored is not None and any("69 dollars" in e.text for e in stored.transcript if e.role == "agent")
+    assert stored.turns[0].grounding == grounding

@@ -9,31 +9,12 @@ import pytest
 from knowledge.chunking import chunk_document, count_tokens
 from knowledge.errors import ParseError, UnsupportedContentType
 from knowledge.parsers import ParsedDocument, Section, guess_content_type, parse
+from tests.knowledge.pdfs import laid_out_pdf
 
 
 def minimal_pdf(text: str) -> bytes:
     """A one-page PDF with ``text`` in Helvetica, with a correct xref table."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        (
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-            b"/Resources << /Font << /F1 5 0 R >> >> >>"
-        ),
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return laid_out_pdf([[("F1", 12, 720, text)]])
 
 
 def test_markdown_sections_follow_headings() -> None:
@@ -57,6 +38,31 @@ def test_html_drops_scripts_and_keeps_leaf_blocks_once() -> None:
         ("Opening hours", ["We open at nine.", "Closed Sundays"])
     ]
     assert "secret" not in doc.text
+
+
+def test_html_table_rows_become_sentences_that_name_their_cells() -> None:
+    """Regression: each cell was a paragraph of its own ("$259"), a sentence that answers nothing."""
+    html = b"""<html><body><h2>Room rates</h2>
+      <table><caption>Per night</caption>
+        <thead><tr><th>Room</th><th>Sleeps</th><th>Weeknight</th><th>Weekend night</th></tr></thead>
+        <tbody><tr><td>Standard queen</td><td>2</td><td>$149</td><td>$189</td></tr>
+               <tr><td>Family suite</td><td>4</td><td>$279</td><td></td></tr></tbody>
+      </table>
+      <table><tr><td>Parking</td><td>$18 per night</td></tr></table>
+      <table><tr><td><h3>Layout</h3><p>A layout table keeps its blocks.</p></td></tr></table>
+    </body></html>"""
+    assert [(s.heading, s.paragraphs) for s in parse(html, "text/html").sections] == [
+        (
+            "Room rates",
+            [
+                "Per night",
+                "Standard queen: Sleeps 2, Weeknight $149, Weekend night $189.",
+                "Family suite: Sleeps 4, Weeknight $279.",
+                "Parking: $18 per night.",
+            ],
+        ),
+        ("Layout", ["A layout table keeps its blocks."]),
+    ]
 
 
 def test_pdf_text_is_extracted() -> None:

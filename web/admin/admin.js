@@ -8,6 +8,9 @@ const POLL_CALLS_MS = 2000;
 const POLL_SLOW_MS = 5000;
 const POLL_FAST_MS = 700;  // while a knowledge document is being ingested or deleted
 let timers = [];
+// Other scripts of the page (evidence.js) add what they start on sign-in and stop on sign-out.
+const onStart = [];
+const onLogout = [];
 
 const $ = (id) => document.getElementById(id);
 
@@ -82,6 +85,7 @@ function logout(message) {
   $("logout").hidden = true;
   $("login-panel").hidden = false;
   $("login-error").textContent = message || "";
+  onLogout.forEach((stop) => stop());
 }
 
 function start() {
@@ -92,6 +96,7 @@ function start() {
   timers.push(setInterval(refreshCalls, POLL_CALLS_MS));
   timers.push(setInterval(refreshCampaigns, POLL_SLOW_MS));
   timers.push(setInterval(refreshLatency, POLL_SLOW_MS));
+  onStart.forEach((begin) => begin());
 }
 
 // --- live calls ----------------------------------------------------------------------------------
@@ -295,6 +300,7 @@ async function refreshKnowledge() {
   } catch (err) {
     if (err.status === 404) {  // the server runs without a knowledge base: nothing to poll
       $("knowledge-form").hidden = true;
+      $("eval-form").hidden = true;
       $("knowledge-note").textContent = "This server does not expose the knowledge document API (knowledge base not started).";
       return;
     }
@@ -401,4 +407,5 @@ $("send-form").addEventListener("submit", sendNow);
 $("campaign-form").addEventListener("submit", createCampaign);
 $("intent-filter").addEventListener("submit", refreshIntents);
 $("knowledge-form").addEventListener("submit", uploadDocument);
-if (sessionStorage.getItem(TOKEN_KEY)) start();
+// After every script of the page ran (evidence.js registers its hooks), resume a signed-in session.
+window.addEventListener("DOMContentLoaded", () => { if (sessionStorage.getItem(TOKEN_KEY)) start(); });

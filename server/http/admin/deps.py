@@ -61,6 +61,14 @@ class LoadSource(Protocol):
     def snapshot(self) -> dict[str, Any]: ...  # server.calls.admission.CallAdmission
 
 
+class CallRecordSource(Protocol):
+    """``server.calls.record.CallRecordStore``: the calls the dashboard lists and opens."""
+
+    async def get(self, call_id: str) -> Any: ...  # a CallRecord or None
+
+    async def recent(self, limit: int = 50, user_id: str | None = None) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class AdminDeps:
     admin_token: str
@@ -70,6 +78,8 @@ class AdminDeps:
     live_calls: LiveCallDirectory | None = None
     latency: LatencySource | None = None
     load: LoadSource | None = None
+    records: CallRecordSource | None = None  # stored calls, with each reply's grounding
+    evaluations: Any = None  # ``server.http.admin.evaluations.EvaluationJobs`` when a knowledge base runs
 
     @classmethod
     def from_scheduler(
@@ -78,7 +88,20 @@ class AdminDeps:
         admin_token: str,
         live_calls: LiveCallDirectory | None = None,
         latency: LatencySource | None = None,
+        *,
         load: LoadSource | None = None,
+        records: CallRecordSource | None = None,
+        evaluations: Any = None,
     ) -> AdminDeps:
         """Deps for a server that runs ``SchedulerService`` in-process (the embedded profile)."""
-        return cls(admin_token, service, service, service.conversation_log, live_calls, latency, load)
+        return cls(
+            admin_token,
+            service,
+            service,
+            service.conversation_log,
+            live_calls,
+            latency,
+            load,
+            records,
+            evaluations,
+        )

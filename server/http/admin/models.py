@@ -128,3 +128,61 @@ class StageLatency(BaseModel):
 
 class LatencySummary(BaseModel):
     stages: list[StageLatency]
+
+
+class CallRecordSummary(BaseModel):
+    call_id: str
+    user_id: str | None = None
+    node_id: str
+    started_at: float
+    ended_at: float | None = None
+    end_reason: str | None = None
+    turns: int
+    interruptions: int
+    live: bool = Field(description="the call is still running on this node")
+
+
+class CallRecordList(BaseModel):
+    calls: list[CallRecordSummary] = Field(description="newest first")
+
+
+class TurnGrounding(BaseModel):
+    """Why the agent said what it said in one reply (``agent.turn.TurnRecord.grounding``)."""
+
+    produced_by: str | None = Field(
+        description="model_verified, extractive, refused, small_talk, model_unchecked, tool, holding, apology"
+    )
+    confidence: float | None = Field(description="evidence confidence; null when nothing was retrieved")
+    retrieval_queries: list[str]
+    evidence: list[dict[str, Any]] = Field(description="doc_id, source_id, sentence, score")
+    sentences: list[dict[str, Any]] = Field(description="each spoken sentence: text, produced_by, evidence")
+    rejected: list[dict[str, Any]] = Field(description="model sentences not spoken: text, unsupported facts")
+
+
+class RecordedTurnView(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    index: int
+    user_text: str
+    agent_text: str
+    stages: dict[str, float]
+    sources: list[dict[str, Any]]
+    interrupted: bool
+    grounding: TurnGrounding | None = Field(None, description="null for turns recorded without one")
+
+
+class CallRecordView(BaseModel):
+    """A stored call (or a live call's record so far) with each reply's grounding."""
+
+    model_config = ConfigDict(extra="allow")
+
+    call_id: str
+    node_id: str
+    user_id: str | None = None
+    started_at: float
+    ended_at: float | None = None
+    end_reason: str | None = None
+    transcript: list[dict[str, Any]]
+    turns: list[RecordedTurnView]
+    interruptions: list[dict[str, Any]]
+    live: bool

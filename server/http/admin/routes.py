@@ -22,7 +22,10 @@ from pydantic import BaseModel, ValidationError
 from scheduler.campaigns import Campaign, CampaignSpec
 from scheduler.errors import CampaignNotFound, CampaignStateError, SchedulerError
 from server.http.admin.deps import AdminDeps
+from server.http.admin.evaluations import evaluation_endpoints
 from server.http.admin.models import (
+    CallRecordList,
+    CallRecordView,
     CampaignDeliveries,
     CampaignList,
     CampaignView,
@@ -176,6 +179,34 @@ class AdminHandlers:
         load = self.deps.load.snapshot() if self.deps.load is not None else None
         return web.json_response({"calls": calls, "available": directory is not None, "load": load}, dumps=_dumps)
 
+    def _live_call(self, call_id: str) -> Any:
+        directory = self.deps.live_calls
+        live = directory.live() if directory is not None else []
+        return next((call for call in live if getattr(call, "call_id", None) == call_id), None)
+
+    def _records(self) -> Any:
+        if self.deps.records is None:
+            raise _error(web.HTTPNotFound, "call records are not available on this server")
+        return self.deps.records
+
+    async def call_records(self, request: web.Request) -> web.Response:
+        limit = _int_query(request, "limit", 50, 1, 500)
+        calls = await self._records().recent(limit, request.query.get("user_id") or None)
+        for call in calls:
+            call["live"] = self._live_call(call["call_id"]) is not None
+        return web.json_response({"calls": calls})
+
+    async def call_record(self, request: web.Request) -> web.Response:
+        """A live call's record so far, else the stored one; each turn with its grounding."""
+        call_id = request.match_info["call_id"]
+        live = self._live_call(call_id)
+        if live is not None:
+            return web.json_response(live.snapshot(), dumps=_dumps)
+        record = await self._records().get(call_id)
+        if record is None:
+            raise _error(web.HTTPNotFound, f"no call record {call_id!r}")
+        return web.json_response({**record.to_dict(), "live": False}, dumps=_dumps)
+
     async def send_prompt(self, request: web.Request) -> web.Response:
         body = _parse(SendPromptRequest, await _json_body(request))
         result = await self.deps.prompts.send_prompt_now(body.user_id, body.text, body.intent, body.ttl_s)
@@ -268,6 +299,24 @@ def admin_endpoints(deps: AdminDeps) -> list[Endpoint]:
             "Live calls on this node with their transcripts",
             (200, LiveCalls, "live calls"),
         ),
+        Endpoint(
+            "GET",
+            "/call-records",
+            h.call_records,
+            "Recorded calls, newest first (summaries)",
+            (200, CallRecordList, "calls"),
+            (400, 401, 404),
+            query={"user_id": "string", "limit": "integer"},
+        ),
+        Endpoint(
+            "GET",
+            "/call-records/{call_id}",
+            h.call_record,
+            "One call: transcript and turns, each reply with its evidence and how it was produced",
+            (200, CallRecordView, "the call record"),
+            (401, 404),
+        ),
+        *evaluation_endpoints(deps.evaluations),
         Endpoint(
             "POST",
             "/prompts",

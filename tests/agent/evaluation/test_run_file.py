@@ -12,15 +12,7 @@ from agent.config import AgentConfig
 from agent.conversation import Conversation
 from agent.evaluation import run_file
 from tests.agent.fakes import FakeLLM
-
-QUESTIONS = """
-questions:
-  - {id: battery, ask: "How much is a battery replacement?", expect: ["69"]}
-  - {id: sunday, ask: "And on Sundays?", after: ["When is the repair shop open on Saturday?"], expect: ["closed"]}
-  - {id: gift, ask: "Do you sell gift cards?", refuse: true}
-  - {id: thanks, ask: "Thanks, that's great."}
-  - {id: wrong, ask: "How much is a charging port repair?", expect: ["79"]}
-"""
+from tests.fixtures.knowledge import SHOP_QUESTIONS
 
 
 async def run(tmp_path: Path, kb: Any, text: str, name: str = "set.yaml", **bounds: Any) -> tuple[int, str]:
@@ -39,7 +31,7 @@ async def run(tmp_path: Path, kb: Any, text: str, name: str = "set.yaml", **boun
 
 
 async def test_scores_failures_and_exit_status(tmp_path: Path, shop_kb: Any) -> None:
-    status, out = await run(tmp_path, shop_kb, QUESTIONS, min_accuracy=0.5)
+    status, out = await run(tmp_path, shop_kb, SHOP_QUESTIONS, min_accuracy=0.5)
     assert status == 0, out
     scores = json.loads(out.strip().splitlines()[-1])
     assert scores["answer_accuracy"] == round(2 / 3, 4) and scores["unanswerable_refusal_rate"] == 1.0
@@ -48,7 +40,7 @@ async def test_scores_failures_and_exit_status(tmp_path: Path, shop_kb: Any) -> 
     assert "1 failure(s):" in out and "- wrong (test, answerable): fact missing" in out
     assert "said     A charging port repair costs 59 dollars." in out and "[file:faq.md]" in out
 
-    status, out = await run(tmp_path, shop_kb, QUESTIONS, min_accuracy=0.9)
+    status, out = await run(tmp_path, shop_kb, SHOP_QUESTIONS, min_accuracy=0.9)
     assert status == 1 and "below minimum: answer_accuracy 0.667 (needs >= 0.9)" in out, out
 
 

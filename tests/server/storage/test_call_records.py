@@ -102,3 +102,120 @@ async def test_round_one_sqlite_call_records_are_kept(tmp_path: Path) -> None:
         assert [c["call_id"] for c in await store.recent(user_id="olga")] == ["old-call"]
     finally:
         store.close()
+
+
+GROUNDING = {
+    "produced_by": "extractive",
+    "confidence": 0.71,
+    "retrieval_queries": ["how much is a battery replacement"],
+    "evidence": [
+        {
+            "doc_id": "file:faq.md",
+            "source_id": "file:faq.md#2",
+            "sentence": "A battery replacement costs $69 for any phone model.",
+            "score": 0.83,
+        }
+    ],
+    "sentences": [{"text": "A battery replacement costs $69.", "produced_by": "extractive", "evidence": []}],
+    "rejected": [{"text": "It costs $49.", "unsupported": ["$49"]}],
+}
+
+
+def _turn(index: int, grounding: dict[str, object] | None) -> RecordedTurn:
+    return RecordedTurn(index, "How much is a battery?", "A battery replacement costs $69.", grounding=grounding)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a new SQLite file, or a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "calls.sqlite3")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    dsn = request.getfixturevalue("postgres_dsn")
+    name = f"records_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return make_url(dsn).set(database=name).render_as_string(hide_password=False)
+
+
+async def test_turn_grounding_is_stored_beside_the_body(fresh_database: str) -> None:
+    """Each reply's account (evidence, how it was produced, rejected sentences) comes back with the record;
+    the call's JSON body itself keeps its shape, without it."""
+    import sqlalchemy as sa
+
+    from server.storage.call_records import call_records
+    from server.storage.engine import create_engine
+
+    store = open_call_record_store(fresh_database)
+    try:
+        record = CallRecord(f"g-{uuid.uuid4().hex[:8]}", "node-1", "dora")
+        await store.save(record)  # the save at call start: no turns yet
+        record.turns += [_turn(0, GROUNDING), _turn(1, None)]
+        await store.save(record)
+        loaded = await store.get(record.call_id)
+        assert loaded is not None and loaded.to_dict() == record.to_dict()
+        assert loaded.turns[0].grounding == GROUNDING and loaded.turns[1].grounding is None
+        changed = {**GROUNDING, "produced_by": "refused"}
+        record.turns[0].grounding = changed
+        await store.save(record)  # saved again at the end of the call: the account is replaced
+        assert (await store.get(record.call_id)).turns[0].grounding == changed  # type: ignore[union-attr]
+        (summary,) = [c for c in await store.recent() if c["call_id"] == record.call_id]
+        assert summary["turns"] == 2
+    finally:
+        store.close()
+    engine = create_engine(fresh_database)
+    try:
+        with engine.begin() as conn:
+            body = conn.execute(
+                sa.select(call_records.c.body).where(call_records.c.call_id == record.call_id)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert all("grounding" not in turn for turn in body["turns"])
+
+
+async def test_migration_keeps_calls_recorded_before_grounding(fresh_database: str) -> None:
+    """A database written before the grounding table existed (migrations 1-2 only) opens with its calls
+    readable (their turns have no account) and records new calls with theirs."""
+    import json
+
+    import sqlalchemy as sa
+
+    from server.storage.call_records import MIGRATIONS, call_records
+    from server.storage.engine import create_engine
+    from server.storage.migrations import migrate
+
+    engine = create_engine(fresh_database)
+    old = CallRecord("before-grounding", "node-1", "olga")
+    old.add_user("How much is a battery?")
+    old_body = old.to_dict()
+    old_body["turns"] = [{"index": 0, "user_text": "How much is a battery?", "agent_text": "It is $69."}]
+    try:
+        assert migrate(engine, "call_records", MIGRATIONS[:2]) == [1, 2]
+        with engine.begin() as conn:
+            conn.execute(
+                call_records.insert().values(
+                    call_id=old.call_id,
+                    user_id=old.user_id,
+                    node_id=old.node_id,
+                    started_at=old.started_at,
+                    body=json.loads(json.dumps(old_body)),
+                )
+            )
+            assert not sa.inspect(conn).has_table("call_turn_grounding")
+    finally:
+        engine.dispose()
+
+    store = open_call_record_store(fresh_database)
+    try:
+        loaded = await store.get(old.call_id)
+        assert loaded is not None and loaded.turns[0].agent_text == "It is $69."
+        assert loaded.turns[0].grounding is None and loaded.transcript[0].text == "How much is a battery?"
+        new = CallRecord("after-grounding", "node-1", "olga", turns=[_turn(0, GROUNDING)])
+        await store.save(new)
+        assert (await store.get(new.call_id)).turns[0].grounding == GROUNDING  # type: ignore[union-attr]
+        assert {c["call_id"] for c in await store.recent(user_id="olga")} == {old.call_id, new.call_id}
+    finally:
+        store.close()

@@ -242,7 +242,9 @@ async def test_served_bodies_match_the_models_the_openapi_document_is_generated_
     doc = await (await client.get("/api/admin/openapi.json")).json()
     OpenAPI.model_validate(doc)  # a well-formed OpenAPI 3.1 document
     created_doc = doc["paths"]["/api/admin/campaigns"]["post"]["responses"]["201"]
-    assert created_doc["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/CampaignView"}
+    assert created_doc["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CampaignView"
+    }
     assert "audience" in doc["components"]["schemas"]["CampaignSpec"]["properties"]
 
     created = await (await client.post("/api/admin/campaigns", json=campaign_body(), headers=AUTH)).json()

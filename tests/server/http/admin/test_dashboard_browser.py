@@ -2,7 +2,9 @@
 
 Signs in with the token, creates a campaign, pauses it, sends a prompt now and checks what the page shows
 and what reached the bus. With a real knowledge base (embedded store in a tmp dir, MiniLM embeddings) it
-uploads, lists and deletes documents through the page and checks what became searchable.
+uploads, lists and deletes documents through the page and checks what became searchable; it opens a
+recorded call and reads, per reply, how it was produced and the document sentences behind it; and it runs an
+evaluation from an uploaded question file and reads its progress, scores and failures.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from agent.evaluation import EvaluationTarget
+from agent.llm.registry import create_llm
 from knowledge.config import KnowledgeConfig
 from knowledge.knowledge_base import KnowledgeBase
 from messaging.bus import Message
@@ -28,8 +32,13 @@ from scheduler.publishing import BusPromptPublisher
 from scheduler.service import SchedulerService
 from server.calls.admission import CallAdmission
 from server.http.admin import AdminDeps, admin_routes, dashboard_routes
+from server.http.admin.evaluations import EvaluationJobs
 from server.http.app import knowledge_routes
+from server.node import conversation_factory
+from server.settings import Settings
+from server.storage.call_records import open_call_record_store
 from server.storage.delivery_ledger import open_delivery_ledger
+from tests.fixtures.knowledge import SHOP_FAQ, SHOP_QUESTIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -43,6 +52,7 @@ class DashboardServer:
         self.db_path = db_path
         self.knowledge = knowledge
         self.kb: KnowledgeBase | None = None
+        self.new_conversation: Any = None  # the node's conversation factory, when a knowledge base runs
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.received: list[Message] = []
@@ -64,18 +74,33 @@ class DashboardServer:
         self.ledger = open_delivery_ledger(self.db_path.with_suffix(".ledger.sqlite3"))
         self.service = SchedulerService(config, BusPromptPublisher(self.bus, "voice_proactive"), self.ledger)
         await self.service.start()
+        self.records = open_call_record_store(self.db_path.with_suffix(".calls.sqlite3"))
         app = web.Application()
-        load = CallAdmission(max_calls=3)  # the node's lines: one taken, one caller refused
-        load.try_admit("c1", "webrtc")
-        load.max_calls = 1
-        load.try_admit("c2", "sip")
-        load.max_calls = 3
-        app.add_routes(admin_routes(AdminDeps.from_scheduler(self.service, TOKEN, load=load)))
-        app.add_routes(dashboard_routes())
+        self.load = CallAdmission(max_calls=3)  # the node's lines: one taken, one caller refused
+        self.load.try_admit("c1", "webrtc")
+        self.load.max_calls = 1
+        self.load.try_admit("c2", "sip")
+        self.load.max_calls = 3
+        evaluations = None
         if self.knowledge is not None:
             self.kb = KnowledgeBase(self.knowledge)
             await self.kb.start()
+            await self.kb.ingestor.wait_idle()
             app.add_routes(knowledge_routes(self.kb, TOKEN))
+            settings = Settings()
+            settings.agent.memory_path = str(self.db_path.with_suffix(".memory.sqlite3"))
+            llm = await asyncio.to_thread(create_llm, settings.agent.llm)
+            self.new_conversation = conversation_factory(
+                settings, llm, self.kb.retriever, None, self.kb.embedder
+            )
+            target = EvaluationTarget.of_calls(self.new_conversation, self.kb.retriever, settings.agent)
+            evaluations = EvaluationJobs(target)
+        self.evaluations = evaluations
+        deps = AdminDeps.from_scheduler(
+            self.service, TOKEN, load=self.load, records=self.records, evaluations=evaluations
+        )
+        app.add_routes(admin_routes(deps))
+        app.add_routes(dashboard_routes())
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -85,6 +110,9 @@ class DashboardServer:
     def stop(self) -> None:
         async def _stop() -> None:
             await self.runner.cleanup()
+            if self.evaluations is not None:
+                await self.evaluations.close()
+            self.records.close()
             if self.kb is not None:
                 await self.kb.close()
             await self.service.stop()
@@ -94,6 +122,9 @@ class DashboardServer:
         asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(timeout=20)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+
+    def run(self, coro: Any, timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
 
     def retrieve(self, query: str) -> list[Any]:
         assert self.kb is not None
@@ -134,6 +165,15 @@ def _sign_in(page: Any, port: int) -> None:
     page.fill("#token", TOKEN)
     page.click("#login-form button")
     page.wait_for_selector("#app:not([hidden])")
+
+
+def _signed_in_page(browser: Any, port: int) -> tuple[Any, list[str]]:
+    """A page signed in to the dashboard, and the list its script errors are collected in."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    _sign_in(page, port)
+    return page, errors
 
 
 def test_dashboard_login_campaign_and_send_now(dashboard: DashboardServer, chromium: Any) -> None:
@@ -196,10 +236,7 @@ def test_dashboard_uploads_lists_and_deletes_knowledge_documents(
     markdown.write_text("# Opening hours\n\nThe Lyon clinic opens at 7:45 am on Saturdays.\n")
     title = "<img src=x onerror=alert(1)> Clinic hours"  # must show as text, never as markup
     with chromium.launch() as browser:
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        _sign_in(page, server.port)
+        page, errors = _signed_in_page(browser, server.port)
         page.wait_for_selector("#knowledge-note:has-text('No documents yet')")
 
         page.set_input_files("#knowledge-file", str(markdown))
@@ -242,4 +279,122 @@ def test_dashboard_uploads_lists_and_deletes_knowledge_documents(
         assert page.inner_text("#knowledge-error") == ""
         failed = page.locator("#knowledge-docs tr", has_text="blank.md")
         assert "failed: " in failed.inner_text() and "no text" in failed.inner_text()
+        assert errors == []
+
+
+@pytest.fixture
+def shop_dashboard(tmp_path: Path) -> Iterator[DashboardServer]:
+    """The dashboard over a knowledge base holding the repair-shop FAQ (ingested from a watched folder)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "faq.md").write_bytes(SHOP_FAQ.read_bytes())
+    knowledge = KnowledgeConfig(embedded_path=str(tmp_path / "knowledge.sqlite3"), watch_dir=str(inbox))
+    server = DashboardServer(tmp_path / "dash.sqlite3", knowledge)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def _recorded_call(server: DashboardServer) -> Any:
+    """A call whose three replies were produced by real conversations over the knowledge base: an extractive
+    answer, a refusal, and (in verified mode, with a model double that invents a price: a fault a real model
+    makes but not on demand) a rejected model sentence replaced by the evidence."""
+    from server.calls.record import CallRecord, RecordedTurn
+    from tests.agent.fakes import FakeLLM
+
+    questions = [
+        "How much is a battery replacement?",
+        "Do you sell gift cards?",
+        "How much is a charging port repair?",
+    ]
+    extractive = server.new_conversation(None, None)
+    turns = []
+    for question in questions[:2]:
+        reply = "".join([piece async for piece in extractive.respond(question)])
+        turns.append((question, reply, extractive.last_turn.grounding()))
+    verified_settings = Settings()
+    verified_settings.agent.grounding.answer_mode = "verified"
+    assert server.kb is not None
+    verified = conversation_factory(
+        verified_settings,
+        FakeLLM(["A charging port repair costs $49."]),
+        server.kb.retriever,
+        None,
+        server.kb.embedder,
+    )(None, None)
+    reply = "".join([piece async for piece in verified.respond(questions[2])])
+    turns.append((questions[2], reply, verified.last_turn.grounding()))
+    record = CallRecord("call-evidence-1", "node-1", "dora")
+    for index, (question, reply, grounding) in enumerate(turns):
+        record.add_user(question)
+        record.add_agent(reply)
+        record.turns.append(RecordedTurn(index, question, reply, grounding=grounding))
+    record.ended_at, record.end_reason = record.started_at + 60, "hangup"
+    await server.records.save(record)
+    return record
+
+
+def test_call_view_shows_each_reply_with_its_evidence(shop_dashboard: DashboardServer, chromium: Any) -> None:
+    server = shop_dashboard
+    record = server.run(_recorded_call(server))
+    assert [t.grounding["produced_by"] for t in record.turns] == ["extractive", "refused", "extractive"]
+    with chromium.launch() as browser:
+        page, errors = _signed_in_page(browser, server.port)
+        row = page.locator("#records tr", has_text="dora")
+        row.wait_for()
+        assert "3" in row.inner_text() and "hangup" in row.inner_text()
+        row.get_by_role("button", name="View").click()
+        page.wait_for_selector("#call-view:not([hidden])")
+        assert "call-evidence-1" in page.inner_text("#call-view-title")
+
+        first, second, third = (page.locator(f"#call-turns .turn[data-turn='{i}']") for i in range(3))
+        assert "caller: How much is a battery replacement?" in first.inner_text()
+        assert first.locator(".produced").inner_text() == "extractive"
+        evidence = first.locator("ul.evidence li").all_inner_texts()
+        assert any("file:faq.md" in e and "battery replacement costs $69" in e for e in evidence), evidence
+        assert "confidence 0." in first.inner_text()
+
+        assert second.locator(".produced").inner_text() == "refused"
+        assert second.locator("ul.evidence").count() == 0
+
+        assert third.locator(".produced").inner_text() == "extractive"
+        rejected = third.locator("ul.rejected li").all_inner_texts()
+        assert rejected and "$49" in rejected[0] and "not in the evidence" in rejected[0], rejected
+        assert (
+            "59" in third.locator(".turn-agent").inner_text()
+            and "49" not in third.locator(".turn-agent").inner_text()
+        )
+        assert errors == []
+
+
+def test_evaluation_from_the_knowledge_section(shop_dashboard: DashboardServer, chromium: Any) -> None:
+    with chromium.launch() as browser:
+        page, errors = _signed_in_page(browser, shop_dashboard.port)
+        page.wait_for_selector("#knowledge-docs tr:has-text('faq.md')")
+
+        # a broken file: refused with the reason, nothing runs
+        page.set_input_files(
+            "#eval-file", files=[{"name": "broken.yaml", "mimeType": "text/yaml", "buffer": b"questions: ["}]
+        )
+        page.click("#eval-form button[type=submit]")
+        page.wait_for_selector("#eval-error:has-text('not valid YAML')")
+        assert page.locator("#eval-scores").is_hidden()
+
+        page.set_input_files(
+            "#eval-file",
+            files=[{"name": "mine.yaml", "mimeType": "text/yaml", "buffer": SHOP_QUESTIONS.encode()}],
+        )
+        page.click("#eval-form button[type=submit]")
+        page.wait_for_selector("#eval-progress:has-text('done, 5 / 5 questions')", timeout=120_000)
+        assert page.inner_text("#eval-error") == ""
+        score = page.locator("#eval-scores-body tr[data-score='answer_accuracy'] td").nth(1)
+        assert score.inner_text() == "0.667"
+        refusals = page.locator("#eval-scores-body tr[data-score='unanswerable_refusal_rate'] td").nth(1)
+        assert refusals.inner_text() == "1"
+        invented = page.locator("#eval-scores-body tr[data-score='invented_fact_rate'] td").nth(1)
+        assert invented.inner_text() == "0"
+        (failure,) = page.locator("#eval-failures tr").all()
+        cells = failure.locator("td").all_inner_texts()
+        assert cells[0] == "How much is a charging port repair?" and cells[1] == "79"
+        assert "59 dollars" in cells[2] and "fact missing" in cells[3] and "file:faq.md" in cells[4], cells
         assert errors == []
