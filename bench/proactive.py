@@ -33,11 +33,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from messaging.bus import MessageBus
+from messaging.config import BusConfig, RocketMQConfig
 from messaging.registry import create_bus
 from messaging.schemas import ProactivePrompt
-from messaging.config import BusConfig, RocketMQConfig
 from server.proactive import ProactivePromptConsumer
-from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
+from server.storage.delivery_ledger import open_delivery_ledger
 
 PHRASES = [
     "Your order has shipped.",
@@ -141,8 +141,8 @@ async def rocketmq_audio_latency(endpoint: str, n: int, workdir: Path) -> list[f
 
 
 async def embedded_audio_latency(n: int, workdir: Path) -> list[float]:
-    from server.settings import load_settings
     from server.node import VoiceNode
+    from server.settings import load_settings
     from tests.server.caller import free_port
 
     settings = load_settings(None, environ={})

@@ -23,9 +23,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from server.calls.session import CallDeps
+from server.http import runtime_metrics
 from server.http.admin import dashboard_routes
 from server.http.auth import admin_only
-from server.http import runtime_metrics
 from server.http.call_routes import CallRoutes
 from server.http.health import COMPONENT_UP, health_report
 from server.settings import Settings
