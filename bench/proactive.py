@@ -64,7 +64,7 @@ class SomeUsersOnline:
         self.call = call
         self.online = online
 
-    def find_by_user(self, user_id: str) -> RecordingCall | None:
+    def find_by_user(self, user_id: str, tenant: str = "default") -> RecordingCall | None:
         return self.call if self.online is None or user_id in self.online else None
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from server.calls.record import CallRecord, CallRecordStore, call_summary
 from server.storage.engine import create_engine, insert
-from server.storage.migrations import Migration, copy_legacy_rows, create_tables, migrate
+from server.storage.migrations import Migration, add_column, copy_legacy_rows, create_tables, migrate
 
 metadata = sa.MetaData()
 call_records = sa.Table(
@@ -31,14 +31,18 @@ call_records = sa.Table(
     sa.Column("ended_at", sa.Double),
     sa.Column("end_reason", sa.String(64)),
     sa.Column("body", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    sa.Column("tenant", sa.String(128), nullable=False, server_default="default"),
 )
 sa.Index("call_records_started", call_records.c.started_at.desc())
 sa.Index("call_records_user", call_records.c.user_id, call_records.c.started_at.desc())
-_COLUMNS = ("call_id", "user_id", "node_id", "started_at", "ended_at", "end_reason", "body")
+_LEGACY_COLUMNS = ("call_id", "user_id", "node_id", "started_at", "ended_at", "end_reason", "body")
+_COLUMNS = (*_LEGACY_COLUMNS, "tenant")
 MIGRATIONS = (
     Migration(1, "call_records table", create_tables(call_records)),
     # Round 1 kept SQLite records in a table named ``calls`` (PostgreSQL already used ``call_records``).
-    Migration(2, "copy round-1 SQLite table calls", copy_legacy_rows("calls", call_records, _COLUMNS)),
+    Migration(2, "copy round-1 SQLite table calls", copy_legacy_rows("calls", call_records, _LEGACY_COLUMNS)),
+    # Records from before tenants belong to the default tenant.
+    Migration(3, "call_records tenant", add_column("call_records", "tenant", "VARCHAR(128) NOT NULL DEFAULT 'default'")),
 )
 
 
@@ -55,15 +59,17 @@ class SqlCallRecordStore:
     async def get(self, call_id: str) -> CallRecord | None:
         return await asyncio.to_thread(self._get, call_id)
 
-    async def recent(self, limit: int = 50, user_id: str | None = None) -> list[dict[str, Any]]:
-        """Newest first; summaries without the transcript body."""
-        return await asyncio.to_thread(self._recent, limit, user_id)
+    async def recent(
+        self, limit: int = 50, user_id: str | None = None, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; summaries without the transcript body; ``tenant`` None: every tenant."""
+        return await asyncio.to_thread(self._recent, limit, user_id, tenant)
 
     def close(self) -> None:
         self.engine.dispose()
 
     def _save(self, record: CallRecord) -> None:
-        values = dict(zip(_COLUMNS, (*_row_key(record), record.to_dict()), strict=True))
+        values = dict(zip(_COLUMNS, (*_row_key(record), record.to_dict(), record.tenant), strict=True))
         with self.engine.begin() as conn:
             statement = insert(conn, call_records).values(**values)
             conn.execute(
@@ -74,15 +80,19 @@ class SqlCallRecordStore:
 
     def _get(self, call_id: str) -> CallRecord | None:
         with self.engine.begin() as conn:
-            body = conn.execute(
-                sa.select(call_records.c.body).where(call_records.c.call_id == call_id)
-            ).scalar()
-        return CallRecord.from_dict(body) if body is not None else None
+            row = conn.execute(
+                sa.select(call_records.c.body, call_records.c.tenant).where(call_records.c.call_id == call_id)
+            ).first()
+        if row is None:
+            return None
+        return CallRecord.from_dict({**row.body, "tenant": row.tenant})  # bodies before tenants have none
 
-    def _recent(self, limit: int, user_id: str | None) -> list[dict[str, Any]]:
+    def _recent(self, limit: int, user_id: str | None, tenant: str | None) -> list[dict[str, Any]]:
         query = sa.select(*(call_records.c[c] for c in _COLUMNS)).order_by(call_records.c.started_at.desc())
         if user_id is not None:
             query = query.where(call_records.c.user_id == user_id)
+        if tenant is not None:
+            query = query.where(call_records.c.tenant == tenant)
         with self.engine.begin() as conn:
             rows = conn.execute(query.limit(limit)).all()
         return [call_summary(*row) for row in rows]

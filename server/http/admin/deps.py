@@ -13,6 +13,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from scheduler.campaigns import Campaign, CampaignSpec
+from server.http.guards import AdminGuard
+from server.security.admin_auth import AdminAuthenticator
+from server.security.call_tokens import CallTokens
 
 
 class CampaignAdmin(Protocol):
@@ -35,13 +38,22 @@ class CampaignAdmin(Protocol):
 
 class PromptSender(Protocol):
     async def send_prompt_now(
-        self, user_id: str, text: str | None = None, intent: str | None = None, ttl_s: int | None = None
+        self,
+        user_id: str,
+        text: str | None = None,
+        intent: str | None = None,
+        ttl_s: int | None = None,
+        tenant: str = "default",
     ) -> dict[str, Any]: ...
 
 
 class IntentResultSource(Protocol):
     def intent_results(
-        self, conversation_id: str | None = None, user_id: str | None = None, limit: int = 100
+        self,
+        conversation_id: str | None = None,
+        user_id: str | None = None,
+        limit: int = 100,
+        tenant: str | None = None,
     ) -> list[dict[str, Any]]: ...
 
 
@@ -59,12 +71,21 @@ class LatencySource(Protocol):
 
 @dataclass
 class AdminDeps:
+    """``guard``: who may call the API (the node's, with its failed-authentication limit; by default one
+    accepting ``admin_token`` only); ``call_tokens``: issues call tokens (``POST /call-tokens``)."""
+
     admin_token: str
     campaigns: CampaignAdmin
     prompts: PromptSender
     intents: IntentResultSource
     live_calls: LiveCallDirectory | None = None
     latency: LatencySource | None = None
+    guard: AdminGuard | None = None
+    call_tokens: CallTokens | None = None
+
+    def __post_init__(self) -> None:
+        if self.guard is None:
+            self.guard = AdminGuard(AdminAuthenticator(self.admin_token))
 
     @classmethod
     def from_scheduler(
@@ -73,6 +94,10 @@ class AdminDeps:
         admin_token: str,
         live_calls: LiveCallDirectory | None = None,
         latency: LatencySource | None = None,
+        *,
+        guard: AdminGuard | None = None,
+        call_tokens: CallTokens | None = None,
     ) -> AdminDeps:
         """Deps for a server that runs ``SchedulerService`` in-process (the embedded profile)."""
-        return cls(admin_token, service, service, service.conversation_log, live_calls, latency)
+        intents = service.conversation_log
+        return cls(admin_token, service, service, intents, live_calls, latency, guard, call_tokens)
