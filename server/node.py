@@ -47,7 +47,7 @@ class VoiceNode:
     """``await node.start()`` builds and serves everything; ``await node.stop()`` ends it.
 
     Attributes for tools and tests: ``bus``, ``ledger``, ``registry``, ``consumer``, ``scheduler``
-    (``SchedulerService`` or ``SchedulerClient``), ``deps``, ``base_url``."""
+    (``SchedulerService`` or ``SchedulerClient``), ``deps``, ``security``, ``app``, ``base_url``."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -149,7 +149,7 @@ class VoiceNode:
         async def on_started(app: Any) -> None:
             started.set()
 
-        app = create_app(self.settings, self.deps, extra_routes=routes, security=self.security)
+        app = self.app = create_app(self.settings, self.deps, extra_routes=routes, security=self.security)
         self._server = asyncio.create_task(
             serve(app, self.settings.server.host, self.settings.server.port, on_started=on_started, stop=self._stop),
             name=f"node-{self.node_id}-http",

@@ -151,13 +151,18 @@ class CallTokens:
                     algorithms=[ALGORITHM],
                     audience=audience,
                     issuer=self.config.issuer,
-                    leeway=self.config.leeway_s,
-                    options={"require": ["exp", "iat", "sub", *require]},
+                    # times are checked below, on this object's clock
+                    options={"require": ["exp", "iat", "sub", *require], "verify_exp": False, "verify_iat": False},
                 )
-        except jwt.ExpiredSignatureError:
-            raise CallTokenError("token expired") from None
         except jwt.InvalidTokenError as exc:
             raise CallTokenError(f"token refused: {exc}") from None
+        exp, iat, now, leeway = claims["exp"], claims["iat"], self._clock(), self.config.leeway_s
+        if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+            raise CallTokenError("token refused: 'exp' and 'iat' must be numbers (unix time)")
+        if exp + leeway <= now:
+            raise CallTokenError("token expired")
+        if iat - leeway > now:
+            raise CallTokenError("token refused: issued in the future ('iat'); check the issuer's clock")
         return claims
 
 

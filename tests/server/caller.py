@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
 from server.transports.webrtc.tracks import PacedAudioTrack, set_audio_receive_buffer, to_mono_int16
 from speech.frames import AudioFrame
@@ -49,6 +49,16 @@ def mint_call_token(
         **claims,
     }
     return jwt.encode(payload, secret, algorithm="HS256")
+
+
+async def real_offer() -> str:
+    """The SDP offer of a real aiortc peer with one audio track (the peer is closed again)."""
+    pc = RTCPeerConnection()
+    pc.addTrack(AudioStreamTrack())
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp: str = pc.localDescription.sdp
+    await pc.close()
+    return sdp
 
 
 class RTCCaller:

@@ -9,24 +9,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from aiortc import RTCPeerConnection
-from aiortc.mediastreams import AudioStreamTrack
 
 from server.config import IceServer
 from server.http.app import create_app
 from server.settings import Settings
 from server.transports.webrtc.signaling import SignalingError, browser_ice_servers, parse_offer
-from tests.server.caller import TEST_CALL_SECRET, mint_call_token
+from tests.server.caller import TEST_CALL_SECRET, mint_call_token, real_offer
 from tests.server.fakes import fake_deps
-
-
-async def _real_offer() -> str:
-    pc = RTCPeerConnection()
-    pc.addTrack(AudioStreamTrack())
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
 
 
 @pytest.mark.parametrize(
@@ -52,8 +41,8 @@ def test_parse_offer_rejects_malformed_input(body: bytes, reason: str) -> None:
     assert str(info.value)
 
 
-async def test_parse_offer_accepts_a_real_offer() -> None:
-    sdp = await _real_offer()
+async def test_parse_offer_accepts_areal_offer() -> None:
+    sdp = await real_offer()
     offer = parse_offer(json.dumps({"sdp": sdp, "type": "offer", "user_id": "u-1"}).encode())
     assert offer.user_id == "u-1"
     assert offer.description.sdp == sdp
@@ -97,7 +86,7 @@ async def test_offer_answered_and_call_listed(tmp_path: Path) -> None:
     alice = {"Authorization": f"Bearer {mint_call_token('alice')}"}
     async with TestClient(TestServer(create_app(settings, deps))) as client:
         resp = await client.post(
-            "/api/calls/offer", json={"sdp": await _real_offer(), "type": "offer"}, headers=alice
+            "/api/calls/offer", json={"sdp": await real_offer(), "type": "offer"}, headers=alice
         )
         assert resp.status == 200, await resp.text()
         answer = await resp.json()
@@ -143,7 +132,7 @@ async def test_call_tokens_required_when_a_secret_is_configured(tmp_path: Path) 
     bob = mint_call_token("bob")
     forged = mint_call_token("bob", secret="another-secret-of-enough-length-0123456789")
     async with TestClient(TestServer(create_app(settings, deps))) as c:
-        sdp = await _real_offer()
+        sdp = await real_offer()
         assert (await c.post("/api/calls/offer", json={"sdp": sdp, "type": "offer"})).status == 401
         for wrong in ("nope", forged, mint_call_token("bob", ttl_s=100_000)):
             resp = await c.post(
@@ -174,7 +163,7 @@ async def test_a_caller_that_never_connects_is_dropped(tmp_path: Path) -> None:
     settings.server.call.connect_timeout_s = 0.5
     deps = fake_deps(tmp_path, settings)
     async with TestClient(TestServer(create_app(settings, deps))) as c:
-        resp = await c.post("/api/calls/offer", json={"sdp": await _real_offer(), "type": "offer"})
+        resp = await c.post("/api/calls/offer", json={"sdp": await real_offer(), "type": "offer"})
         answer = await resp.json()
         assert len(deps.registry) == 1
         await asyncio.sleep(1.0)
@@ -186,7 +175,7 @@ async def test_a_caller_that_never_connects_is_dropped(tmp_path: Path) -> None:
 
 
 async def test_events_socket_replays_history_and_takes_a_hangup(client: TestClient) -> None:
-    resp = await client.post("/api/calls/offer", json={"sdp": await _real_offer(), "type": "offer"})
+    resp = await client.post("/api/calls/offer", json={"sdp": await real_offer(), "type": "offer"})
     answer = await resp.json()
     call_id, own = answer["call_id"], {"Authorization": f"Bearer {answer['call_token']}"}
     assert (await client.get("/api/calls/unknown/events", headers=own)).status == 404
@@ -211,6 +200,6 @@ async def test_events_socket_replays_history_and_takes_a_hangup(client: TestClie
     ],
 )
 async def test_broken_real_offers_are_400_not_500(client: TestClient, pattern: str, replacement: str) -> None:
-    sdp = re.sub(pattern, replacement, await _real_offer(), count=1 if replacement else 0)
+    sdp = re.sub(pattern, replacement, await real_offer(), count=1 if replacement else 0)
     resp = await client.post("/api/calls/offer", json={"sdp": sdp, "type": "offer"})
     assert resp.status == 400, await resp.text()
