@@ -1,7 +1,9 @@
 """The dashboard in headless Chromium against a real admin API (scheduler + embedded bus in a thread).
 
-Signs in with the token, creates a campaign, pauses it, sends a prompt now and checks what the page shows
-and what reached the bus. With a real knowledge base (embedded store in a tmp dir, MiniLM embeddings) it
+The page is served with the node's security headers (Content-Security-Policy: scripts and styles from the
+server only), so a script or style the CSP blocks shows up here as a page error. Signs in with the token
+(typed, or from the URL's fragment), creates a campaign, pauses it, sends a prompt now and checks what the
+page shows and what reached the bus. With a real knowledge base (embedded store in a tmp dir, MiniLM embeddings) it
 uploads, lists and deletes documents through the page and checks what became searchable.
 """
 
@@ -28,6 +30,9 @@ from scheduler.publishing import BusPromptPublisher
 from scheduler.service import SchedulerService
 from server.http.admin import AdminDeps, admin_routes, dashboard_routes
 from server.http.app import knowledge_routes
+from server.http.guards import Security
+from server.security.browser import security_headers
+from server.settings import Settings
 from server.storage.delivery_ledger import open_delivery_ledger
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -63,13 +68,16 @@ class DashboardServer:
         self.ledger = open_delivery_ledger(self.db_path.with_suffix(".ledger.sqlite3"))
         self.service = SchedulerService(config, BusPromptPublisher(self.bus, "voice_proactive"), self.ledger)
         await self.service.start()
-        app = web.Application()
-        app.add_routes(admin_routes(AdminDeps.from_scheduler(self.service, TOKEN)))
+        settings = Settings()
+        settings.server.admin_token = TOKEN
+        security = Security.from_settings(settings)
+        app = web.Application(middlewares=[security_headers])
+        app.add_routes(admin_routes(AdminDeps.from_scheduler(self.service, TOKEN, guard=security.admins)))
         app.add_routes(dashboard_routes())
         if self.knowledge is not None:
             self.kb = KnowledgeBase(self.knowledge)
             await self.kb.start()
-            app.add_routes(knowledge_routes(self.kb, TOKEN))
+            app.add_routes(knowledge_routes(self.kb, security))
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -235,3 +243,19 @@ def test_dashboard_uploads_lists_and_deletes_knowledge_documents(
         failed = page.locator("#knowledge-docs tr", has_text="blank.md")
         assert "failed: " in failed.inner_text() and "no text" in failed.inner_text()
         assert errors == []
+
+
+def test_dashboard_signs_in_with_the_token_in_the_fragment(dashboard: DashboardServer, chromium: Any) -> None:
+    """The link the server prints when it generated its token: the page keeps the token in sessionStorage and
+    takes it out of the address bar; the fragment never reaches the server."""
+    with chromium.launch() as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(f"http://127.0.0.1:{dashboard.port}/admin/#token={TOKEN}")
+        page.wait_for_selector("#app:not([hidden])")
+        assert "#token" not in page.url and page.evaluate("sessionStorage.length") == 1
+        csp = page.evaluate("fetch('/admin/').then(r => r.headers.get('content-security-policy'))")
+        assert "script-src 'self'" in csp
+    assert not [e for e in errors if "Content Security Policy" in e], errors
