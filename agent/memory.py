@@ -81,7 +81,8 @@ class MemoryStore:
             raise MemoryStoreError(f"cannot open agent memory database {path}: {exc}") from exc
 
     def for_tenant(self, tenant: str) -> MemoryStore:
-        """The memory of ``tenant``'s users, on this store's connection (close only the store it came from)."""
+        """The memory of ``tenant``'s users, on this store's connection (close only the store it came
+        from)."""
         view = copy.copy(self)
         view.tenant = tenant
         return view
@@ -95,7 +96,8 @@ class MemoryStore:
         """The user's newest facts (at most ``max_facts``) and last summary."""
         with self._lock, self._guard("read", user_id):
             rows = self._db.execute(
-                "SELECT fact FROM user_facts WHERE tenant = ? AND user_id = ? ORDER BY updated_at DESC LIMIT ?",
+                "SELECT fact FROM user_facts WHERE tenant = ? AND user_id = ?"
+                " ORDER BY updated_at DESC LIMIT ?",
                 (self.tenant, user_id, self.max_facts),
             ).fetchall()
             summary = self._db.execute(
@@ -126,7 +128,8 @@ class MemoryStore:
     def save_summary(self, user_id: str, summary: str) -> None:
         with self._lock, self._guard("write", user_id), self._db:
             self._db.execute(
-                "INSERT OR REPLACE INTO user_summaries (tenant, user_id, summary, updated_at) VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO user_summaries (tenant, user_id, summary, updated_at)"
+                " VALUES (?, ?, ?, ?)",
                 (self.tenant, user_id, summary, time.time()),
             )
 
@@ -163,11 +166,11 @@ def _migrate(db: sqlite3.Connection) -> None:
     for statement in _SCHEMA.split(";"):  # not executescript: it would commit the renames on its own
         if statement.strip():
             db.execute(statement)
-    for table, columns in _PRE_TENANT_TABLES.items():
+    for table, names in _PRE_TENANT_TABLES.items():
         old = f"{table}_pre_tenant"
         if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (old,)).fetchone():
             db.execute(
-                f"INSERT OR IGNORE INTO {table} (tenant, {columns}) SELECT ?, {columns} FROM {old}",
+                f"INSERT OR IGNORE INTO {table} (tenant, {names}) SELECT ?, {names} FROM {old}",
                 (DEFAULT_TENANT,),
             )
             db.execute(f"DROP TABLE {old}")

@@ -25,7 +25,8 @@ def record_conversation_event(log_store: ConversationLog, event: Any) -> None:
     if event.event == "call_ended":
         log_store.record_end(event.call_id, event.user_id, at, tenant)
     elif event.event == "final_turn":
-        log_store.record_turn(event.call_id, event.user_id, event.role or "user", event.text or "", at, tenant)
+        role, text = event.role or "user", event.text or ""
+        log_store.record_turn(event.call_id, event.user_id, role, text, at, tenant)
     else:  # call_started: registers the conversation; turns follow
         log_store.record_turn(event.call_id, event.user_id, "user", "", at, tenant)
 

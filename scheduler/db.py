@@ -124,6 +124,5 @@ def _add_tenant_columns(engine: Engine) -> None:
         inspector = sa.inspect(conn)
         for table in _TENANT_TABLES:
             if "tenant" not in {c["name"] for c in inspector.get_columns(table.name)}:
-                conn.execute(
-                    sa.text(f"ALTER TABLE {table.name} ADD COLUMN tenant VARCHAR(64) NOT NULL DEFAULT 'default'")
-                )
+                column = "tenant VARCHAR(64) NOT NULL DEFAULT 'default'"
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column}"))

@@ -322,8 +322,8 @@ class SchedulerService:
     async def schedule_callback(
         self, user_id: str, when: datetime | Any, reason: str, tenant: str = "default"
     ) -> str:
-        """Agent tool ``schedule_callback``: speak to ``user_id`` (of ``tenant``) at ``when`` about ``reason``;
-        returns its id."""
+        """Agent tool ``schedule_callback``: speak to ``user_id`` (of ``tenant``) at ``when`` about
+        ``reason``; returns its id."""
         now = self._clock()
         at = follow_up_time(when, now) or now
         prompt = callback_prompt(user_id, max(at, now), reason, self.config.prompt_ttl_s, tenant)

@@ -300,7 +300,8 @@ def conversation_factory(
     callback_scheduler: Any = None,
     embedder: Any = None,
 ) -> Callable[[str | None, Any], Any]:
-    """``(user_id, call_control) -> agent.conversation.Conversation`` on the shared LLM, with tools and memory.
+    """``(user_id, call_control) -> agent.conversation.Conversation`` on the shared LLM, with tools and
+    memory.
 
     Everything a conversation reads is limited to the tenant of its call (``call_control.tenant``, a
     ``CallSession``): retrieval, memory, call-backs. An anonymous caller gets no memory at all."""

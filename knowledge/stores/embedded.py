@@ -211,7 +211,8 @@ class EmbeddedStore(SqlDocumentStore):
     @staticmethod
     def _delete_chunks(conn: sa.Connection, doc_id: str, tenant: str) -> list[int]:
         key = (tenant, doc_id)
-        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM chunks WHERE tenant = ? AND doc_id = ?", key)]
+        select = "SELECT id FROM chunks WHERE tenant = ? AND doc_id = ?"
+        ids = [r[0] for r in conn.exec_driver_sql(select, key)]
         if ids:
             conn.exec_driver_sql("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
         conn.exec_driver_sql("DELETE FROM chunks WHERE tenant = ? AND doc_id = ?", key)

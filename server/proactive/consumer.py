@@ -55,7 +55,10 @@ class ProactivePromptConsumer:
 
     async def handle(self, message: Message) -> None:
         prompt = ProactivePrompt.parse(message.body)  # PoisonMessage -> dead letter
-        ctx = f"key={prompt.idempotency_key} tenant={prompt.tenant} user={prompt.user_id} message_id={prompt.message_id} node={self.node_id}"
+        ctx = (
+            f"key={prompt.idempotency_key} tenant={prompt.tenant} user={prompt.user_id} "
+            f"message_id={prompt.message_id} node={self.node_id}"
+        )
         if prompt.expired(self.clock()):
             log.info("proactive prompt expired before delivery: %s", ctx)
             await self.ledger.mark_expired(prompt, self.node_id)

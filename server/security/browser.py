@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 # 'self' for scripts and styles only: the pages have no inline script or style. Media may come from the
 # call's MediaStream (a blob/mediastream URL); sockets go to this host.
@@ -36,7 +37,7 @@ def content_security_policy(host: str) -> str:
 
 
 @web.middleware
-async def security_headers(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Adds the headers to every answer, errors included (an HTTPException is an answer too)."""
     try:
         response = await handler(request)

@@ -152,7 +152,11 @@ class CallTokens:
                     audience=audience,
                     issuer=self.config.issuer,
                     # times are checked below, on this object's clock
-                    options={"require": ["exp", "iat", "sub", *require], "verify_exp": False, "verify_iat": False},
+                    options={
+                        "require": ["exp", "iat", "sub", *require],
+                        "verify_exp": False,
+                        "verify_iat": False,
+                    },
                 )
         except jwt.InvalidTokenError as exc:
             raise CallTokenError(f"token refused: {exc}") from None

@@ -13,10 +13,10 @@ class CallTokenConfig(BaseModel):
     secret: str | None = None  # shared with the integrator's backend; at least 32 characters
     issuer: str = "voice-agent"
     audience: str = "voice-agent-call"
-    default_ttl_s: int = Field(900, ge=10)  # tokens issued by POST /api/admin/call-tokens
-    max_ttl_s: int = Field(86_400, ge=10)  # a token living longer than this (exp - iat) is refused
-    leeway_s: int = Field(30, ge=0)  # clock skew allowed between the issuer and this server
-    ticket_ttl_s: int = Field(30, ge=1)  # single-use WebSocket tickets
+    default_ttl_s: int = Field(default=900, ge=10)  # tokens issued by POST /api/admin/call-tokens
+    max_ttl_s: int = Field(default=86_400, ge=10)  # a token living longer than this (exp - iat) is refused
+    leeway_s: int = Field(default=30, ge=0)  # clock skew allowed between the issuer and this server
+    ticket_ttl_s: int = Field(default=30, ge=1)  # single-use WebSocket tickets
 
 
 class TurnConfig(BaseModel):
@@ -24,7 +24,7 @@ class TurnConfig(BaseModel):
 
     urls: list[str] = []  # e.g. ["turn:turn.example.org:3478?transport=udp"]
     secret: str | None = None  # coturn's static-auth-secret
-    ttl_s: int = Field(3600, ge=60)  # lifetime of the credentials handed to a caller
+    ttl_s: int = Field(default=3600, ge=60)  # lifetime of the credentials handed to a caller
 
 
 class RateLimit(BaseModel):

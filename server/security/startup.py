@@ -52,8 +52,27 @@ def secure_settings(settings: Settings, out: TextIO | None = None) -> Settings:
     server = settings.server
     loopback = is_loopback(server.host)
     where = f"listening on {server.host}"
+    _check_secrets(settings, where, loopback)
+    if not is_placeholder(server.admin_token):
+        _check_token(server.admin_token, "server.admin_token", where, loopback)
+    elif not loopback:
+        raise InsecureConfiguration(
+            f"server.admin_token is a placeholder ({server.admin_token!r}) while {where}: set a random token"
+            " (VOICE_AGENT__SERVER__ADMIN_TOKEN=$(python -c"
+            " 'import secrets; print(secrets.token_urlsafe(24))'))"
+        )
+    else:
+        settings = _with_generated_admin_token(settings, out or sys.stdout)
+    if not server.call_tokens.secret and not loopback:
+        log.warning("no server.call_tokens.secret while %s: every caller is anonymous", where)
+    return settings
+
+
+def _check_secrets(settings: Settings, where: str, loopback: bool) -> None:
+    server = settings.server
     for tenant_token in server.tenant_admin_tokens:
-        _check_token(tenant_token.token, f"the admin token of tenant {tenant_token.tenant!r}", where, loopback)
+        name = f"the admin token of tenant {tenant_token.tenant!r}"
+        _check_token(tenant_token.token, name, where, loopback)
     for name, secret in (
         ("server.call_tokens.secret", server.call_tokens.secret),
         ("server.turn.secret", server.turn.secret),
@@ -63,23 +82,17 @@ def secure_settings(settings: Settings, out: TextIO | None = None) -> Settings:
     call_secret = server.call_tokens.secret
     if call_secret and len(call_secret) < MIN_SECRET_LENGTH:
         raise InsecureConfiguration(f"server.call_tokens.secret is shorter than {MIN_SECRET_LENGTH} characters")
-    if not server.call_tokens.secret and not loopback:
-        log.warning("no server.call_tokens.secret while %s: every caller is anonymous", where)
-    if not is_placeholder(server.admin_token):
-        _check_token(server.admin_token, "server.admin_token", where, loopback)
-        return settings
-    if not loopback:
-        raise InsecureConfiguration(
-            f"server.admin_token is a placeholder ({server.admin_token!r}) while {where}: set a random token "
-            "(VOICE_AGENT__SERVER__ADMIN_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(24))'))"
-        )
+
+
+def _with_generated_admin_token(settings: Settings, out: TextIO) -> Settings:
     token = secrets.token_urlsafe(24)
+    server = settings.server
     settings = settings.model_copy(deep=True)
     settings.server.admin_token = token
     print(
         f"voice-agent: no admin token configured; this run's admin token is {token}\n"
         f"  dashboard: http://{server.host}:{server.port}/admin/#token={token}",
-        file=out or sys.stdout,
+        file=out,
         flush=True,
     )
     log.info("generated a random admin token for this run (printed on stdout, not logged)")

@@ -37,12 +37,13 @@ sa.Index("call_records_started", call_records.c.started_at.desc())
 sa.Index("call_records_user", call_records.c.user_id, call_records.c.started_at.desc())
 _LEGACY_COLUMNS = ("call_id", "user_id", "node_id", "started_at", "ended_at", "end_reason", "body")
 _COLUMNS = (*_LEGACY_COLUMNS, "tenant")
+_TENANT_DDL = "VARCHAR(128) NOT NULL DEFAULT 'default'"
 MIGRATIONS = (
     Migration(1, "call_records table", create_tables(call_records)),
     # Round 1 kept SQLite records in a table named ``calls`` (PostgreSQL already used ``call_records``).
     Migration(2, "copy round-1 SQLite table calls", copy_legacy_rows("calls", call_records, _LEGACY_COLUMNS)),
     # Records from before tenants belong to the default tenant.
-    Migration(3, "call_records tenant", add_column("call_records", "tenant", "VARCHAR(128) NOT NULL DEFAULT 'default'")),
+    Migration(3, "call_records tenant", add_column("call_records", "tenant", _TENANT_DDL)),
 )
 
 

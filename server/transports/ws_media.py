@@ -175,7 +175,7 @@ class MediaStreamCall:
             return False
         claimed = params.get("user_id")
         if claimed is not None and claimed != self.identity.user_id:
-            await self._error("'customParameters.user_id' is not accepted: the user comes from the call token")
+            await self._error("'customParameters.user_id' is not accepted: the user is the call token's")
             return False
         self.stream_sid = str(start.get("streamSid", ""))
         session = self.session = CallSession(

@@ -91,7 +91,9 @@ class SendPromptRequest(BaseModel, extra="forbid"):
     """A prompt to send now: needs text to speak or an intent the agent phrases."""
 
     user_id: str = Field(min_length=1, max_length=200)
-    tenant: str | None = Field(None, description="the user's tenant; a tenant's token: its own; default 'default'")
+    tenant: str | None = Field(
+        None, description="the user's tenant; a tenant's token: its own; default 'default'"
+    )
     text: str | None = Field(None, min_length=1, max_length=2000)
     intent: str | None = Field(None, min_length=1, max_length=200)
     ttl_s: int | None = Field(None, ge=1)

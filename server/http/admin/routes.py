@@ -189,16 +189,15 @@ class AdminHandlers:
         body = _parse(CallTokenRequest, await _json_body(request))
         issuer = self.deps.call_tokens
         if issuer is None or issuer.anonymous:
-            raise _error(
-                web.HTTPConflict, "server.call_tokens.secret is not set: this server runs anonymous calls only"
-            )
+            message = "server.call_tokens.secret is not set: this server runs anonymous calls only"
+            raise _error(web.HTTPConflict, message)
         tenant = admin_principal(request).write_tenant(body.tenant)
         try:
             issued = issuer.issue(body.user_id, tenant, body.ttl_s)
         except ValueError as exc:
             raise _error(web.HTTPBadRequest, str(exc)) from exc
-        view = {"token": issued.token, "user_id": body.user_id, "tenant": tenant, "expires_at": issued.expires_at}
-        return web.json_response(view, status=201)
+        view = {"token": issued.token, "user_id": body.user_id, "tenant": tenant}
+        return web.json_response({**view, "expires_at": issued.expires_at}, status=201)
 
 
 def _dumps(value: Any) -> str:
