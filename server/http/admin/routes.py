@@ -234,7 +234,7 @@ def admin_endpoints(deps: AdminDeps) -> list[Endpoint]:
             h.create_campaign,
             "Create a campaign",
             (201, CampaignView, "the created campaign"),
-            (400, 401),
+            (400, 401, 403),
             request=CampaignSpec,
         ),
         Endpoint(
@@ -290,7 +290,7 @@ def admin_endpoints(deps: AdminDeps) -> list[Endpoint]:
                 SendPromptResult,
                 "published (or deferred); the RTC nodes deliver it; 502: the bus refused",
             ),
-            (400, 401),
+            (400, 401, 403),
             request=SendPromptRequest,
         ),
         Endpoint(
