@@ -64,7 +64,7 @@ class SomeUsersOnline:
         self.call = call
         self.online = online
 
-    def find_by_user(self, user_id: str) -> RecordingCall | None:
+    def find_by_user(self, user_id: str, tenant: str = "default") -> RecordingCall | None:
         return self.call if self.online is None or user_id in self.online else None
 
 
@@ -143,7 +143,7 @@ async def rocketmq_audio_latency(endpoint: str, n: int, workdir: Path) -> list[f
 async def embedded_audio_latency(n: int, workdir: Path) -> list[float]:
     from server.node import VoiceNode
     from server.settings import load_settings
-    from tests.server.caller import free_port
+    from tests.server.caller import TEST_CALL_SECRET, free_port
 
     settings = load_settings(None, environ={})
     settings.server.port, settings.server.rag, settings.server.node_id = free_port(), False, "bench-embedded"
@@ -151,6 +151,7 @@ async def embedded_audio_latency(n: int, workdir: Path) -> list[float]:
     settings.agent.memory_path = str(workdir / "embedded-memory.sqlite3")
     settings.storage.delivery_ledger = str(workdir / "embedded-ledger.sqlite3")
     settings.scheduler.jobstore_url = f"sqlite:///{workdir / 'embedded-jobs.sqlite3'}"
+    settings.server.call_tokens.secret = TEST_CALL_SECRET  # the bench's caller is a user: it has a token
     node = VoiceNode(settings)
     await node.start()
 

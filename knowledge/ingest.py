@@ -26,9 +26,15 @@ from knowledge.errors import KnowledgeError, ParseError
 from knowledge.events import DocumentEvent
 from knowledge.metrics import INGEST_QUEUE, INGEST_SECONDS
 from knowledge.parsers import guess_content_type, parse
-from knowledge.stores.base import ChunkRecord, DocumentRecord, DocumentStatus, KnowledgeStore
+from knowledge.stores.base import DEFAULT_TENANT, ChunkRecord, DocumentRecord, DocumentStatus, KnowledgeStore
 
 log = logging.getLogger(__name__)
+
+DocKey = tuple[str, str]  # (tenant, doc_id)
+
+
+def _key(event: DocumentEvent) -> DocKey:
+    return (event.tenant, event.doc_id)
 
 
 @dataclass
@@ -60,12 +66,13 @@ class Ingestor:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=config.ingest_queue_size)
         self._workers: list[asyncio.Task[None]] = []
         self._retries: set[asyncio.Task[None]] = set()
-        self._latest: dict[str, int] = {}  # newest submitted version per document
-        self._in_flight: dict[str, int] = {}  # events submitted and not yet settled, per document
+        # Keyed by (tenant, doc_id): a document id is unique within its tenant.
+        self._latest: dict[DocKey, int] = {}  # newest submitted version per document
+        self._in_flight: dict[DocKey, int] = {}  # events submitted and not yet settled, per document
         # Documents with nothing in flight, least recently settled first; their _latest entry is dropped
         # once more than ``remember_settled`` of them have settled since.
-        self._settled: OrderedDict[str, None] = OrderedDict()
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._settled: OrderedDict[DocKey, None] = OrderedDict()
+        self._locks: dict[DocKey, tuple[asyncio.Lock, int]] = {}
         # Called with (event, outcome) once an event is finished: ready, stale, superseded, deleted, failed.
         self.on_settled: list[Callable[[DocumentEvent, str], None]] = []
 
@@ -85,29 +92,30 @@ class Ingestor:
 
     async def submit(self, event: DocumentEvent) -> DocumentRecord:
         """Record the change as ``queued`` and enqueue it; returns the status row the caller can poll."""
-        if event.version < self._latest.get(event.doc_id, -1):
+        key = _key(event)
+        if event.version < self._latest.get(key, -1):
             log.info(
                 "stale %s of %s (version %d): a newer one was submitted; it will be skipped",
                 event.op,
                 event.doc_id,
                 event.version,
             )
-        self._latest[event.doc_id] = max(event.version, self._latest.get(event.doc_id, -1))
-        self._in_flight[event.doc_id] = self._in_flight.get(event.doc_id, 0) + 1
-        self._settled.pop(event.doc_id, None)
+        self._latest[key] = max(event.version, self._latest.get(key, -1))
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        self._settled.pop(key, None)
         record = self._record(event, "queued")
         try:
             if event.op == "upsert":
                 await self.store.save_status(record)
             await self._queue.put(_Job(event))
         except BaseException:
-            self._forget_if_settled(event.doc_id)
+            self._forget_if_settled(key)
             raise
         INGEST_QUEUE.set(self._queue.qsize())
         return record
 
-    async def status(self, doc_id: str) -> DocumentRecord | None:
-        return await self.store.get_document(doc_id)
+    async def status(self, doc_id: str, tenant: str = DEFAULT_TENANT) -> DocumentRecord | None:
+        return await self.store.get_document(doc_id, tenant)
 
     async def wait_idle(self) -> None:
         """Wait until the queue is drained and no retry is pending (for the CLI and tests)."""
@@ -151,51 +159,51 @@ class Ingestor:
     def _settle(self, job: _Job, outcome: str) -> None:
         INGEST_SECONDS.labels(outcome).observe(time.monotonic() - job.submitted)
         event = job.event
-        self._forget_if_settled(event.doc_id)
+        self._forget_if_settled(_key(event))
         for callback in self.on_settled:
             callback(event, outcome)
 
-    def _forget_if_settled(self, doc_id: str) -> None:
-        """One event of ``doc_id`` left; keep its version only among the most recently settled documents."""
-        left = self._in_flight.get(doc_id, 1) - 1
+    def _forget_if_settled(self, key: DocKey) -> None:
+        """One event of ``key`` left; keep its version only among the most recently settled documents."""
+        left = self._in_flight.get(key, 1) - 1
         if left > 0:
-            self._in_flight[doc_id] = left
+            self._in_flight[key] = left
             return
-        self._in_flight.pop(doc_id, None)
-        self._settled[doc_id] = None
-        self._settled.move_to_end(doc_id)
+        self._in_flight.pop(key, None)
+        self._settled[key] = None
+        self._settled.move_to_end(key)
         while len(self._settled) > self.remember_settled:
             oldest, _ = self._settled.popitem(last=False)
             self._latest.pop(oldest, None)
 
     @contextlib.asynccontextmanager
-    async def _doc_lock(self, doc_id: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(doc_id, (asyncio.Lock(), 0))
-        self._locks[doc_id] = (lock, users + 1)
+    async def _doc_lock(self, key: DocKey) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
         try:
             async with lock:
                 yield
         finally:
-            lock, users = self._locks[doc_id]
+            lock, users = self._locks[key]
             if users == 1:
-                del self._locks[doc_id]
+                del self._locks[key]
             else:
-                self._locks[doc_id] = (lock, users - 1)
+                self._locks[key] = (lock, users - 1)
 
     def _superseded(self, event: DocumentEvent) -> bool:
-        return event.version < self._latest.get(event.doc_id, -1)
+        return event.version < self._latest.get(_key(event), -1)
 
     async def _process(self, job: _Job) -> str:
         """Apply one event; returns the outcome (ready, stale, superseded, deleted, failed, retrying)."""
         event = job.event
-        async with self._doc_lock(event.doc_id):
+        async with self._doc_lock(_key(event)):
             if self._superseded(event):
                 log.debug(
                     "skipping %s version %d: a newer version was submitted", event.doc_id, event.version
                 )
                 return "superseded"
             if event.op == "delete":
-                deleted = await self.store.delete_document(event.doc_id, event.version)
+                deleted = await self.store.delete_document(event.doc_id, event.version, event.tenant)
                 log.info("delete %s version %d: %s", event.doc_id, event.version, deleted)
                 return "deleted" if deleted else "stale"
             record = self._record(event, "processing")

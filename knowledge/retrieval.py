@@ -84,3 +84,24 @@ class HybridRetriever:
     async def _vector(self, query: str, k: int, f: SearchFilters) -> list[RetrievedChunk]:
         vectors = await self.embedder.embed([query])
         return await self.store.vector_search(vectors[0], k, f)
+
+
+class TenantRetriever:
+    """A retriever that only ever searches ``tenant``'s documents, whatever filters its caller passes
+    (a call's conversation gets one for the tenant of its caller's token)."""
+
+    def __init__(self, retriever: Any, tenant: str) -> None:
+        self.retriever = retriever
+        self.tenant = tenant
+        self.embedder = getattr(retriever, "embedder", None)
+
+    async def retrieve(
+        self, query: str, k: int = 3, filters: SearchFilters | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> list[RetrievedChunk]:
+        f = SearchFilters.from_any(filters)
+        scoped: dict[str, Any] = {"tenant": self.tenant}  # a mapping: what agent.retrieval.Retriever takes
+        if f.source:
+            scoped["source"] = f.source
+        if f.tags:
+            scoped["tags"] = list(f.tags)
+        return list(await self.retriever.retrieve(query, k=k, filters=scoped, **kwargs))

@@ -69,9 +69,10 @@ class Schedule(BaseModel, extra="forbid"):
 
 
 class CampaignSpec(BaseModel, extra="forbid"):
-    """What an admin submits to create a campaign."""
+    """What an admin submits to create a campaign. Its audience's user ids are users of ``tenant``."""
 
     name: str = Field(min_length=1, max_length=200)
+    tenant: str = Field("default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     audience: Audience
     message: str | None = Field(None, min_length=1, max_length=2000)
     intent: str | None = Field(None, min_length=1, max_length=200)

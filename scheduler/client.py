@@ -88,17 +88,24 @@ class SchedulerClient:
         return None if fire is None else as_utc(fire)
 
     async def send_prompt_now(
-        self, user_id: str, text: str | None = None, intent: str | None = None, ttl_s: int | None = None
+        self,
+        user_id: str,
+        text: str | None = None,
+        intent: str | None = None,
+        ttl_s: int | None = None,
+        tenant: str = "default",
     ) -> dict[str, Any]:
         now = utcnow()
-        prompt = admin_prompt(user_id, text, intent, ttl_s or self.config.prompt_ttl_s, now)
+        prompt = admin_prompt(user_id, text, intent, ttl_s or self.config.prompt_ttl_s, now, tenant)
         outcome = await self.sender.send(prompt, now, respect_policy=False)
         return send_result(prompt, outcome)
 
-    async def schedule_callback(self, user_id: str, when: datetime | Any, reason: str) -> str:
+    async def schedule_callback(
+        self, user_id: str, when: datetime | Any, reason: str, tenant: str = "default"
+    ) -> str:
         now = utcnow()
         at = max(follow_up_time(when, now) or now, now)
-        prompt = callback_prompt(user_id, max(at, now), reason, self.config.prompt_ttl_s)
+        prompt = callback_prompt(user_id, max(at, now), reason, self.config.prompt_ttl_s, tenant)
         await self.sender.defer(prompt, at, False, f"callback requested: {reason}")
         return prompt.idempotency_key
 

@@ -22,12 +22,14 @@ def record_conversation_event(log_store: ConversationLog, event: Any) -> None:
         log.debug("conversation event without user id skipped: call_id=%s", event.call_id)
         return
     at = datetime.fromtimestamp(event.ts, UTC)
+    tenant = getattr(event, "tenant", "default")
     if event.event == "call_ended":
-        log_store.record_end(event.call_id, event.user_id, at)
+        log_store.record_end(event.call_id, event.user_id, at, tenant)
     elif event.event == "final_turn":
-        log_store.record_turn(event.call_id, event.user_id, event.role or "user", event.text or "", at)
+        role, text = event.role or "user", event.text or ""
+        log_store.record_turn(event.call_id, event.user_id, role, text, at, tenant)
     else:  # call_started: registers the conversation; turns follow
-        log_store.record_turn(event.call_id, event.user_id, "user", "", at)
+        log_store.record_turn(event.call_id, event.user_id, "user", "", at, tenant)
 
 
 def subscribe_conversation_log(bus: Any, topic: str, group: str, log_store: ConversationLog) -> Any:

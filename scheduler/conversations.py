@@ -30,6 +30,7 @@ class ConversationForAnalysis:
     user_id: str
     turns: list[Turn]
     last_event_at: datetime
+    tenant: str = "default"
 
     def transcript_text(self) -> str:
         return "\n".join(f"{t.role}: {t.text}" for t in self.turns)
@@ -66,9 +67,11 @@ class ConversationLog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def record_turn(self, conversation_id: str, user_id: str, role: str, text: str, at: datetime) -> None:
+    def record_turn(
+        self, conversation_id: str, user_id: str, role: str, text: str, at: datetime, tenant: str = "default"
+    ) -> None:
         with self._engine.begin() as conn:
-            self._touch(conn, conversation_id, user_id, at)
+            self._touch(conn, conversation_id, user_id, at, tenant)
             if text.strip():
                 conn.execute(
                     db.conversation_turns.insert().values(
@@ -76,16 +79,18 @@ class ConversationLog:
                     )
                 )
 
-    def record_end(self, conversation_id: str, user_id: str, at: datetime) -> None:
+    def record_end(self, conversation_id: str, user_id: str, at: datetime, tenant: str = "default") -> None:
         with self._engine.begin() as conn:
-            self._touch(conn, conversation_id, user_id, at)
+            self._touch(conn, conversation_id, user_id, at, tenant)
             conn.execute(
                 db.conversations.update()
                 .where(db.conversations.c.conversation_id == conversation_id)
                 .values(ended_at=at)
             )
 
-    def _touch(self, conn: sa.Connection, conversation_id: str, user_id: str, at: datetime) -> None:
+    def _touch(
+        self, conn: sa.Connection, conversation_id: str, user_id: str, at: datetime, tenant: str
+    ) -> None:
         table = db.conversations
         row = conn.execute(
             sa.select(table.c.last_event_at).where(table.c.conversation_id == conversation_id)
@@ -93,7 +98,11 @@ class ConversationLog:
         if row is None:
             conn.execute(
                 table.insert().values(
-                    conversation_id=conversation_id, user_id=user_id, started_at=at, last_event_at=at
+                    conversation_id=conversation_id,
+                    user_id=user_id,
+                    tenant=tenant,
+                    started_at=at,
+                    last_event_at=at,
                 )
             )
         elif as_utc(row.last_event_at) < as_utc(at):
@@ -127,7 +136,7 @@ class ConversationLog:
                 ]
                 out.append(
                     ConversationForAnalysis(
-                        row.conversation_id, row.user_id, turns, as_utc(row.last_event_at)
+                        row.conversation_id, row.user_id, turns, as_utc(row.last_event_at), row.tenant
                     )
                 )
         return out
@@ -144,6 +153,7 @@ class ConversationLog:
                 db.intent_results.insert().values(
                     conversation_id=conversation.conversation_id,
                     user_id=conversation.user_id,
+                    tenant=conversation.tenant,
                     label=str(result.label),
                     confidence=float(result.confidence),
                     follow_up=bool(result.follow_up),
@@ -161,10 +171,17 @@ class ConversationLog:
             )
 
     def intent_results(
-        self, conversation_id: str | None = None, user_id: str | None = None, limit: int = 100
+        self,
+        conversation_id: str | None = None,
+        user_id: str | None = None,
+        limit: int = 100,
+        tenant: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Newest first; ``tenant`` None: every tenant's."""
         t = db.intent_results
         query = sa.select(t).order_by(t.c.analyzed_at.desc(), t.c.id.desc()).limit(limit)
+        if tenant is not None:
+            query = query.where(t.c.tenant == tenant)
         if conversation_id is not None:
             query = query.where(t.c.conversation_id == conversation_id)
         if user_id is not None:
@@ -175,6 +192,7 @@ class ConversationLog:
             {
                 "conversation_id": r.conversation_id,
                 "user_id": r.user_id,
+                "tenant": r.tenant,
                 "label": r.label,
                 "confidence": r.confidence,
                 "follow_up": r.follow_up,
@@ -186,10 +204,15 @@ class ConversationLog:
             for r in rows
         ]
 
-    def users_with_latest_intent(self, label: str) -> list[str]:
-        """Users whose most recent intent result carries ``label``."""
+    def users_with_latest_intent(self, label: str, tenant: str = "default") -> list[str]:
+        """Users of ``tenant`` whose most recent intent result carries ``label``."""
         t = db.intent_results
-        latest = sa.select(t.c.user_id, sa.func.max(t.c.id).label("last_id")).group_by(t.c.user_id).subquery()
+        latest = (
+            sa.select(t.c.user_id, sa.func.max(t.c.id).label("last_id"))
+            .where(t.c.tenant == tenant)
+            .group_by(t.c.user_id)
+            .subquery()
+        )
         query = (
             sa.select(t.c.user_id)
             .join(latest, t.c.id == latest.c.last_id)

@@ -31,6 +31,7 @@ conversations = sa.Table(
     metadata,
     sa.Column("conversation_id", sa.String(200), primary_key=True),
     sa.Column("user_id", sa.String(200), nullable=False, index=True),
+    sa.Column("tenant", sa.String(64), nullable=False, server_default="default"),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_event_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
@@ -53,6 +54,7 @@ intent_results = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("conversation_id", sa.String(200), nullable=False, index=True),
     sa.Column("user_id", sa.String(200), nullable=False, index=True),
+    sa.Column("tenant", sa.String(64), nullable=False, server_default="default"),
     sa.Column("label", sa.String(100), nullable=False, index=True),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("follow_up", sa.Boolean, nullable=False),
@@ -115,8 +117,22 @@ def _create_tables(engine: Engine, attempts: int = 3) -> None:
     for attempt in range(1, attempts + 1):
         try:
             metadata.create_all(engine)
+            _add_tenant_columns(engine)
             return
         except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
             if attempt == attempts:
                 raise
             time.sleep(0.2 * attempt)
+
+
+# Tables that gained a tenant column after they were first created; rows from before belong to "default".
+_TENANT_TABLES = (conversations, intent_results)
+
+
+def _add_tenant_columns(engine: Engine) -> None:
+    with engine.begin() as conn:
+        inspector = sa.inspect(conn)
+        for table in _TENANT_TABLES:
+            if "tenant" not in {c["name"] for c in inspector.get_columns(table.name)}:
+                column = "tenant VARCHAR(64) NOT NULL DEFAULT 'default'"
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column}"))

@@ -113,6 +113,7 @@ class IntentFollowUpJob:
             expires_at=start + timedelta(seconds=self._config.prompt_ttl_s),
             conversation_id=conversation.conversation_id,
             reason=f"follow-up on {result.label}",
+            tenant=conversation.tenant,
         )
         if start > now:
             await self._sender.defer(prompt, start, True, f"follow-up requested for {start.isoformat()}")

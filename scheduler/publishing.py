@@ -33,6 +33,7 @@ class OutgoingPrompt:
     reason: str | None = None
     prompt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: datetime = field(default_factory=utcnow)
+    tenant: str = "default"  # user ids are unique within a tenant
 
     def to_job_arg(self) -> dict[str, Any]:
         """A JSON-serialisable form, so a deferred prompt can sit in the persistent job store."""
@@ -82,6 +83,7 @@ def proactive_prompt(prompt: OutgoingPrompt) -> ProactivePrompt:
     return ProactivePrompt(
         message_id=prompt.prompt_id,
         idempotency_key=prompt.idempotency_key,
+        tenant=prompt.tenant,
         user_id=prompt.user_id,
         text=prompt.text,
         intent=prompt.intent,
@@ -107,10 +109,11 @@ def idempotency_key(*parts: str) -> str:
 
 
 def admin_prompt(
-    user_id: str, text: str | None, intent: str | None, ttl_s: int, now: datetime
+    user_id: str, text: str | None, intent: str | None, ttl_s: int, now: datetime, tenant: str = "default"
 ) -> OutgoingPrompt:
     """A prompt an admin sends now from the dashboard."""
     return OutgoingPrompt(
+        tenant=tenant,
         user_id=user_id,
         text=text,
         intent=intent,
@@ -121,12 +124,15 @@ def admin_prompt(
     )
 
 
-def callback_prompt(user_id: str, at: datetime, reason: str, ttl_s: int) -> OutgoingPrompt:
+def callback_prompt(
+    user_id: str, at: datetime, reason: str, ttl_s: int, tenant: str = "default"
+) -> OutgoingPrompt:
     """The call-back the agent promised (``schedule_callback`` tool).
 
     ``ProactivePrompt`` has no field for the reason, so it goes into the spoken text.
     """
     return OutgoingPrompt(
+        tenant=tenant,
         user_id=user_id,
         text=f"Hello again! You asked me to call you back about {reason.strip().rstrip('.')}.",
         intent="callback",
@@ -142,6 +148,7 @@ def send_result(prompt: OutgoingPrompt, outcome: str) -> dict[str, Any]:
         "prompt_id": prompt.prompt_id,
         "idempotency_key": prompt.idempotency_key,
         "user_id": prompt.user_id,
+        "tenant": prompt.tenant,
         "status": outcome,
         "expires_at": prompt.expires_at.isoformat(),
     }

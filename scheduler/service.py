@@ -291,6 +291,7 @@ class SchedulerService:
                 expires_at=run_at + timedelta(seconds=self._ttl(spec)),
                 campaign_id=campaign.id,
                 reason=spec.name,
+                tenant=spec.tenant,
             )
             for user in users
         ]
@@ -312,8 +313,8 @@ class SchedulerService:
             users = spec.audience.user_ids
         else:
             assert spec.audience.intent_label is not None
-            label = spec.audience.intent_label
-            users = await asyncio.to_thread(self.conversation_log.users_with_latest_intent, label)
+            label, tenant = spec.audience.intent_label, spec.tenant
+            users = await asyncio.to_thread(self.conversation_log.users_with_latest_intent, label, tenant)
         published = 0
         for prompt in self._campaign_prompts(campaign, users, run_at):
             if await self.sender.send(prompt, now) == "published":
@@ -341,18 +342,23 @@ class SchedulerService:
         intent: str | None = None,
         ttl_s: int | None = None,
         respect_policy: bool = False,
+        tenant: str = "default",
     ) -> dict[str, Any]:
-        """Publish a prompt to ``user_id`` immediately (an admin's explicit action skips the policy)."""
+        """Publish a prompt to ``user_id`` of ``tenant`` immediately (an admin's explicit action skips the
+        policy)."""
         now = self._clock()
-        prompt = admin_prompt(user_id, text, intent, ttl_s or self.config.prompt_ttl_s, now)
+        prompt = admin_prompt(user_id, text, intent, ttl_s or self.config.prompt_ttl_s, now, tenant)
         outcome = await self.sender.send(prompt, now, respect_policy=respect_policy)
         return send_result(prompt, outcome)
 
-    async def schedule_callback(self, user_id: str, when: datetime | Any, reason: str) -> str:
-        """Agent tool ``schedule_callback``: speak to ``user_id`` at ``when`` about ``reason``; returns its id."""
+    async def schedule_callback(
+        self, user_id: str, when: datetime | Any, reason: str, tenant: str = "default"
+    ) -> str:
+        """Agent tool ``schedule_callback``: speak to ``user_id`` (of ``tenant``) at ``when`` about
+        ``reason``; returns its id."""
         now = self._clock()
         at = follow_up_time(when, now) or now
-        prompt = callback_prompt(user_id, max(at, now), reason, self.config.prompt_ttl_s)
+        prompt = callback_prompt(user_id, max(at, now), reason, self.config.prompt_ttl_s, tenant)
         # The user asked for this call-back at this time: rate limit and quiet hours do not apply.
         await self.sender.defer(prompt, max(at, now), False, f"callback requested: {reason}")
         return prompt.idempotency_key

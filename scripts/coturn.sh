@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # coturn (Debian `coturn`) on loopback for ICE/TURN tests and local trials.
 #   scripts/coturn.sh start [PORT]   -> turn:127.0.0.1:PORT, user $TURN_USER / $TURN_PASSWORD
+#   TURN_AUTH_SECRET=s scripts/coturn.sh start [PORT]   -> ephemeral credentials only (TURN REST,
+#                                       use-auth-secret: username "<expiry>:<user>", HMAC-SHA1 password)
 #   scripts/coturn.sh stop
 source "$(dirname "$0")/common.sh"
 PORT="${2:-${TURN_PORT:-3478}}"
@@ -12,8 +14,13 @@ LOG_FILE="$RUN_DIR/coturn-$PORT.log"
 case "${1:-}" in
   start)
     command -v turnserver >/dev/null || { log "coturn missing: apt-get install coturn"; exit 1; }
+    if [[ -n "${TURN_AUTH_SECRET:-}" ]]; then
+      AUTH=(--use-auth-secret --static-auth-secret="$TURN_AUTH_SECRET")
+    else
+      AUTH=(--lt-cred-mech --user="$TURN_USER:$TURN_PASSWORD")
+    fi
     turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port="$PORT" \
-      --lt-cred-mech --user="$TURN_USER:$TURN_PASSWORD" --realm=voice-agent.test --allow-loopback-peers \
+      "${AUTH[@]}" --realm=voice-agent.test --allow-loopback-peers \
       --no-tls --no-dtls --no-cli --min-port=49160 --max-port=49200 --log-file="$LOG_FILE" --simple-log \
       >/dev/null 2>&1 &
     echo $! >"$PID_FILE"

@@ -159,10 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = load_settings(args.config)
-    except ConfigError as exc:
+        return int(args.func(settings, args))
+    except ConfigError as exc:  # also a secret refused at start (server.security.startup)
         print(f"voice-agent: {exc}", file=sys.stderr)
         return 2
-    return int(args.func(settings, args))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from server.security.config import CallTokenConfig, RateLimitConfig, TenantAdminToken, TurnConfig
+
 
 class IceServer(BaseModel):
     urls: list[str]
@@ -30,9 +32,17 @@ class ServerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     node_id: str = "node-1"
-    admin_token: str = "change-me"  # the admin API and dashboard refuse requests without it
-    call_token: str | None = None  # when set, call endpoints require it
-    ice_servers: list[IceServer] = []
+    # The admin API and dashboard refuse requests without it. A placeholder is refused beyond loopback and
+    # replaced by a random token printed at start on loopback (server.security.startup).
+    admin_token: str = "change-me"
+    tenant_admin_tokens: list[TenantAdminToken] = []  # admin tokens that see and change one tenant only
+    call_tokens: CallTokenConfig = CallTokenConfig()  # caller identity; no secret: anonymous calls
+    ice_servers: list[IceServer] = []  # static STUN/TURN servers
+    turn: TurnConfig = TurnConfig()  # TURN with ephemeral credentials, handed to authorised callers only
+    allowed_origins: list[str] = []  # browser origins allowed on call endpoints besides the server's own
+    rate_limits: RateLimitConfig = RateLimitConfig()
+    trust_forwarded_for: bool = False  # behind a reverse proxy: the client is X-Forwarded-For's first hop
+    metrics_public: bool = True  # /metrics for Prometheus scrapers; false: it needs an admin token
     call: CallConfig = CallConfig()
     rag: bool = True  # start the knowledge base in `serve` and give calls retrieval; off: LLM only
     # Calls this node carries at once, over every transport; past it a caller gets "all lines are busy"

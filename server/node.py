@@ -26,11 +26,15 @@ from messaging.bus import MessageBus, Subscription
 from messaging.registry import create_bus
 from server.calls.admission import CallAdmission
 from server.calls.conversation_events import ConversationEventPublisher
+from server.calls.identity import DEFAULT_TENANT
 from server.calls.registry import SessionRegistry
 from server.calls.session import CallDeps
+from server.calls.tenancy import TenantCallbacks
 from server.http.app import create_app, knowledge_routes, serve
+from server.http.guards import Security
 from server.proactive import ProactivePromptConsumer
 from server.proactive.held_prompts import HeldPromptGreeting
+from server.security.startup import secure_settings
 from server.settings import Settings
 from server.storage.call_records import open_call_record_store
 from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
@@ -46,7 +50,7 @@ class VoiceNode:
     """``await node.start()`` builds and serves everything; ``await node.stop()`` ends it.
 
     Attributes for tools and tests: ``bus``, ``ledger``, ``registry``, ``consumer``, ``scheduler``
-    (``SchedulerService`` or ``SchedulerClient``), ``deps``, ``base_url``."""
+    (``SchedulerService`` or ``SchedulerClient``), ``deps``, ``security``, ``app``, ``base_url``."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -68,7 +72,9 @@ class VoiceNode:
             raise
 
     async def _start(self) -> None:
-        s = self.settings
+        # Refuses a placeholder admin token beyond loopback; on loopback replaces it with a printed one.
+        s = self.settings = secure_settings(self.settings)
+        self.security = Security.from_settings(s)
         # A path or a postgresql:// DSN; connecting to PostgreSQL blocks, so off the loop.
         self.ledger = await asyncio.to_thread(_open_ledger, s)
         self._cleanup.callback(self.ledger.close)
@@ -101,7 +107,7 @@ class VoiceNode:
         await _wait_ready(subscriptions)
         routes = [
             *self._admin_routes(kb),
-            *(knowledge_routes(kb, self.settings.server.admin_token) if kb is not None else []),
+            *(knowledge_routes(kb, self.security) if kb is not None else []),
         ]
         await self._serve(routes)
 
@@ -152,6 +158,8 @@ class VoiceNode:
             load=self.deps.admission,
             records=self.deps.records,
             evaluations=evaluations,
+            guard=self.security.admins,
+            call_tokens=self.security.call_tokens,
         )
         return admin_routes(deps)
 
@@ -161,7 +169,9 @@ class VoiceNode:
         async def on_started(app: Any) -> None:
             started.set()
 
-        app = create_app(self.settings, self.deps, extra_routes=routes, degraded=self.degraded)
+        app = self.app = create_app(
+            self.settings, self.deps, extra_routes=routes, degraded=self.degraded, security=self.security
+        )
         self._server = asyncio.create_task(
             serve(
                 app,
@@ -356,19 +366,28 @@ def conversation_factory(
     callback_scheduler: Any = None,
     embedder: Any = None,
 ) -> Callable[[str | None, Any], Any]:
-    """``(user_id, call_control) -> agent.conversation.Conversation`` on the shared LLM, with tools and memory."""
+    """``(user_id, call_control) -> agent.conversation.Conversation`` on the shared LLM, with tools and
+    memory.
+
+    Everything a conversation reads is limited to the tenant of its call (``call_control.tenant``, a
+    ``CallSession``): retrieval, memory, call-backs. An anonymous caller gets no memory at all."""
     from agent.conversation import Conversation
     from agent.memory import MemoryStore
     from agent.tools import ToolBox
+    from knowledge.retrieval import TenantRetriever
 
     cfg = settings.agent
     memory = MemoryStore(cfg.memory_path, cfg.memory_max_facts)
 
     def new_conversation(user_id: str | None, call_control: Any) -> Any:
         uid = user_id or "anonymous"
+        tenant = getattr(call_control, "tenant", DEFAULT_TENANT)
+        anonymous = not user_id or getattr(call_control, "anonymous", False)
+        scoped = TenantRetriever(retriever, tenant) if retriever is not None else None
+        callbacks = TenantCallbacks(callback_scheduler, tenant) if callback_scheduler is not None else None
         tools = ToolBox(
-            retriever,
-            callback_scheduler,
+            scoped,
+            callbacks,
             call_control,
             user_id=uid,
             fallback=cfg.tool_fallback,
@@ -378,9 +397,9 @@ def conversation_factory(
         return Conversation(
             llm,
             cfg,
-            retriever=retriever,
+            retriever=scoped,
             tools=tools,
-            memory=memory if user_id else None,
+            memory=None if anonymous else memory.for_tenant(tenant),
             user_id=uid,
             call_id=getattr(call_control, "call_id", None),
             embedder=embedder,

@@ -97,7 +97,12 @@ def _describe(exc: ValidationError) -> str:
 
 
 # Keys of round 1 that moved: a file still using them would otherwise silently write to the default paths.
-_MOVED = {("server", "records_db"): "storage.records", ("bus", "proactive_ledger"): "storage.delivery_ledger"}
+_MOVED = {
+    ("server", "records_db"): "storage.records",
+    ("bus", "proactive_ledger"): "storage.delivery_ledger",
+    # A static shared token let any holder claim any user; callers now send signed call tokens.
+    ("server", "call_token"): "server.call_tokens.secret (a signing secret: README.md, Security)",
+}
 
 
 def _refuse_moved_keys(data: Mapping[str, Any]) -> None:

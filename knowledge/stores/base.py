@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 DocumentStatus = Literal["queued", "processing", "ready", "failed"]
+DEFAULT_TENANT = "default"
 
 
 @dataclass
@@ -128,7 +129,9 @@ class KnowledgeStore(Protocol):
         """Insert or update the status row (does not touch chunks)."""
         ...
 
-    async def get_document(self, doc_id: str) -> DocumentRecord | None: ...
+    async def get_document(self, doc_id: str, tenant: str = DEFAULT_TENANT) -> DocumentRecord | None:
+        """A document is identified by its ``doc_id`` within its tenant."""
+        ...
 
     async def list_documents(
         self, tenant: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
@@ -136,7 +139,9 @@ class KnowledgeStore(Protocol):
 
     async def replace_document(self, record: DocumentRecord, chunks: Sequence[ChunkRecord]) -> bool: ...
 
-    async def delete_document(self, doc_id: str, version: int | None = None) -> bool:
+    async def delete_document(
+        self, doc_id: str, version: int | None = None, tenant: str = DEFAULT_TENANT
+    ) -> bool:
         """Remove the document and its chunks unless a newer version than ``version`` is stored."""
         ...
 

@@ -1,6 +1,7 @@
 """The status of knowledge documents: one implementation on SQLAlchemy Core for both stores.
 
-``knowledge_documents`` has one row per document: its last submitted ``version``, the ``ready_version``
+``knowledge_documents`` has one row per document (a ``doc_id`` is unique within its tenant: two tenants'
+documents of the same id never touch each other): its last submitted ``version``, the ``ready_version``
 whose chunks are searchable, ``status`` (queued, processing, ready, failed) with ``error`` and ``attempts``.
 The functions take the store's open connection, so a status change and the chunk swap it belongs to
 commit together. Only the column type of ``tags`` differs (JSON in SQLite, ``text[]`` in PostgreSQL).
@@ -20,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from knowledge.errors import StoreError
-from knowledge.stores.base import DocumentRecord
+from knowledge.stores.base import DEFAULT_TENANT, DocumentRecord
 from knowledge.stores.sql import reading
 
 T = TypeVar("T")
@@ -29,8 +30,8 @@ metadata = sa.MetaData()
 documents = sa.Table(
     "knowledge_documents",
     metadata,
+    sa.Column("tenant", sa.Text, primary_key=True),
     sa.Column("doc_id", sa.Text, primary_key=True),
-    sa.Column("tenant", sa.Text, nullable=False),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("tags", sa.JSON().with_variant(postgresql.ARRAY(sa.Text), "postgresql"), nullable=False),
     sa.Column("title", sa.Text),
@@ -45,7 +46,6 @@ documents = sa.Table(
 )
 sa.Index("knowledge_documents_tenant_status", documents.c.tenant, documents.c.status)
 _STATUS_COLUMNS = (
-    "tenant",
     "source",
     "tags",
     "title",
@@ -60,12 +60,12 @@ _STATUS_COLUMNS = (
 def save_status(conn: sa.Connection, r: DocumentRecord) -> None:
     """Upsert the status row; never moves it back to an older version, never touches ready_version."""
     r.updated_at = time.time()
-    values = {c: getattr(r, c) for c in ("doc_id", *_STATUS_COLUMNS, "updated_at")}
+    values = {c: getattr(r, c) for c in ("tenant", "doc_id", *_STATUS_COLUMNS, "updated_at")}
     insert: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(documents)
     statement = insert.values(**values, ready_version=None, chunk_count=0)
     conn.execute(
         statement.on_conflict_do_update(
-            index_elements=["doc_id"],
+            index_elements=["tenant", "doc_id"],
             set_={c: statement.excluded[c] for c in (*_STATUS_COLUMNS, "updated_at")},
             where=statement.excluded.version >= documents.c.version,
         )
@@ -79,21 +79,25 @@ def mark_ready(conn: sa.Connection, r: DocumentRecord, chunk_count: int) -> None
     save_status(conn, r)
     conn.execute(
         documents.update()
-        .where(documents.c.doc_id == r.doc_id)
+        .where(_key(r.doc_id, r.tenant))
         .values(ready_version=r.version, chunk_count=chunk_count)
     )
 
 
-def versions(conn: sa.Connection, doc_id: str) -> tuple[int, int | None] | None:
-    """(last submitted version, searchable version) of ``doc_id``, or None if unknown."""
+def _key(doc_id: str, tenant: str) -> Any:
+    return sa.and_(documents.c.tenant == tenant, documents.c.doc_id == doc_id)
+
+
+def versions(conn: sa.Connection, doc_id: str, tenant: str) -> tuple[int, int | None] | None:
+    """(last submitted version, searchable version) of ``doc_id`` of ``tenant``, or None if unknown."""
     row = conn.execute(
-        sa.select(documents.c.version, documents.c.ready_version).where(documents.c.doc_id == doc_id)
+        sa.select(documents.c.version, documents.c.ready_version).where(_key(doc_id, tenant))
     ).first()
     return None if row is None else (row[0], row[1])
 
 
-def delete(conn: sa.Connection, doc_id: str) -> None:
-    conn.execute(documents.delete().where(documents.c.doc_id == doc_id))
+def delete(conn: sa.Connection, doc_id: str, tenant: str) -> None:
+    conn.execute(documents.delete().where(_key(doc_id, tenant)))
 
 
 def select(
@@ -148,8 +152,8 @@ class SqlDocumentStore:
     async def save_status(self, record: DocumentRecord) -> None:
         await self._run(self._write, save_status, record)
 
-    async def get_document(self, doc_id: str) -> DocumentRecord | None:
-        rows = await self._run(self._read, select, doc_id)
+    async def get_document(self, doc_id: str, tenant: str = DEFAULT_TENANT) -> DocumentRecord | None:
+        rows = await self._run(self._read, select, doc_id, tenant)
         return rows[0] if rows else None
 
     async def list_documents(

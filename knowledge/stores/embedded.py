@@ -21,6 +21,7 @@ from knowledge.errors import StoreError
 from knowledge.stores import documents as status
 from knowledge.stores.base import (
     CHUNK_COLUMNS,
+    DEFAULT_TENANT,
     ChunkRecord,
     DocumentRecord,
     RetrievedChunk,
@@ -42,6 +43,7 @@ _SCHEMA = (
         " source TEXT NOT NULL, tags TEXT NOT NULL, embedding BLOB NOT NULL)"
     ),
     "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id)",
+    "CREATE INDEX IF NOT EXISTS chunks_tenant_doc ON chunks(tenant, doc_id)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, heading, tokenize = 'porter unicode61')",
 )
 # Round 1 kept the status rows in a table named ``documents``; they are copied once into the shared table.
@@ -49,7 +51,18 @@ _LEGACY_DOCUMENTS = (
     "INSERT INTO knowledge_documents (doc_id, tenant, source, tags, title, content_type, version, ready_version,"
     " status, error, attempts, chunk_count, updated_at) SELECT doc_id, tenant, source, tags, title, content_type,"
     " version, ready_version, status, error, attempts, chunk_count, updated_at FROM documents WHERE true"
-    " ON CONFLICT (doc_id) DO NOTHING"
+    " ON CONFLICT DO NOTHING"
+)
+# Round 2 made document ids unique per tenant: a status table keyed by doc_id alone is rebuilt once.
+_PRE_TENANT = "knowledge_documents_pre_tenant"
+_REKEY = (
+    f"ALTER TABLE knowledge_documents RENAME TO {_PRE_TENANT}",
+    "DROP INDEX IF EXISTS knowledge_documents_tenant_status",
+)
+_STATUS_NAMES = ", ".join(c.name for c in status.documents.columns)
+_COPY_PRE_TENANT = (
+    f"INSERT INTO knowledge_documents ({_STATUS_NAMES}) SELECT {_STATUS_NAMES} FROM {_PRE_TENANT}"
+    " WHERE true ON CONFLICT DO NOTHING"
 )
 
 
@@ -146,7 +159,14 @@ class EmbeddedStore(SqlDocumentStore):
             self.path, connect_timeout_s=self.busy_timeout_s, statement_timeout_s=self.busy_timeout_s
         )
         with engine.begin() as conn:
+            if _keyed_by_doc_id_alone(conn):
+                for statement in _REKEY:
+                    conn.exec_driver_sql(statement)
             status.metadata.create_all(conn)
+            if sa.inspect(conn).has_table(_PRE_TENANT):
+                conn.exec_driver_sql(_COPY_PRE_TENANT)
+                conn.exec_driver_sql(f"DROP TABLE {_PRE_TENANT}")
+                log.info("knowledge documents re-keyed by (tenant, doc_id) in %s", self.path)
             for statement in _SCHEMA:
                 conn.exec_driver_sql(statement)
             if sa.inspect(conn).has_table("documents"):
@@ -165,10 +185,10 @@ class EmbeddedStore(SqlDocumentStore):
 
     def _replace(self, r: DocumentRecord, chunks: list[ChunkRecord]) -> bool:
         with self.engine.begin() as conn:  # not _write: the vector matrix changes after the commit
-            known = status.versions(conn, r.doc_id)
+            known = status.versions(conn, r.doc_id, r.tenant)
             if known and known[1] is not None and known[1] >= r.version:
                 return False
-            old_ids = self._delete_chunks(conn, r.doc_id)
+            old_ids = self._delete_chunks(conn, r.doc_id, r.tenant)
             tags = json.dumps(r.tags)
             new_ids = []
             for c in chunks:
@@ -189,23 +209,27 @@ class EmbeddedStore(SqlDocumentStore):
         return True
 
     @staticmethod
-    def _delete_chunks(conn: sa.Connection, doc_id: str) -> list[int]:
-        ids = [row[0] for row in conn.exec_driver_sql("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+    def _delete_chunks(conn: sa.Connection, doc_id: str, tenant: str) -> list[int]:
+        key = (tenant, doc_id)
+        select = "SELECT id FROM chunks WHERE tenant = ? AND doc_id = ?"
+        ids = [r[0] for r in conn.exec_driver_sql(select, key)]
         if ids:
             conn.exec_driver_sql("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
-        conn.exec_driver_sql("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        conn.exec_driver_sql("DELETE FROM chunks WHERE tenant = ? AND doc_id = ?", key)
         return ids
 
-    async def delete_document(self, doc_id: str, version: int | None = None) -> bool:
-        return await self._run(self._delete, doc_id, version)
+    async def delete_document(
+        self, doc_id: str, version: int | None = None, tenant: str = DEFAULT_TENANT
+    ) -> bool:
+        return await self._run(self._delete, doc_id, version, tenant)
 
-    def _delete(self, doc_id: str, version: int | None) -> bool:
+    def _delete(self, doc_id: str, version: int | None, tenant: str) -> bool:
         with self.engine.begin() as conn:
-            known = status.versions(conn, doc_id)
+            known = status.versions(conn, doc_id, tenant)
             if known is None or (version is not None and known[0] > version):
                 return False
-            ids = self._delete_chunks(conn, doc_id)
-            status.delete(conn, doc_id)
+            ids = self._delete_chunks(conn, doc_id, tenant)
+            status.delete(conn, doc_id, tenant)
         self._vectors.remove(ids)
         return True
 
@@ -269,3 +293,12 @@ class EmbeddedStore(SqlDocumentStore):
                 )
             )
         return out
+
+
+def _keyed_by_doc_id_alone(conn: sa.Connection) -> bool:
+    """True for a status table of round 1 (primary key ``doc_id``); False when new or already re-keyed."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table("knowledge_documents"):
+        return False
+    key = inspector.get_pk_constraint("knowledge_documents").get("constrained_columns") or []
+    return list(key) == ["doc_id"]

@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _CHUNK_COLUMNS = "id, doc_id, version, ordinal, text, heading, title, tenant, source, tags"
 APPLICATION_NAME = "voice-agent-knowledge"  # shows in pg_stat_activity
+_DELETE_CHUNKS = "DELETE FROM knowledge_chunks WHERE tenant = %s AND doc_id = %s"
+
+
+def _lock_document(conn: sa.Connection, doc_id: str, tenant: str) -> None:
+    """Serialise writers of one document (of one tenant) across nodes, until the transaction ends."""
+    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{tenant}\x1f{doc_id}",))
 
 
 class PostgresStore(SqlDocumentStore):
@@ -101,11 +107,11 @@ class PostgresStore(SqlDocumentStore):
 
     @staticmethod
     def _replace(conn: sa.Connection, r: DocumentRecord, chunks: list[ChunkRecord]) -> bool:
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (r.doc_id,))
-        known = status.versions(conn, r.doc_id)
+        _lock_document(conn, r.doc_id, r.tenant)
+        known = status.versions(conn, r.doc_id, r.tenant)
         if known and known[1] is not None and known[1] >= r.version:
             return False
-        conn.exec_driver_sql("DELETE FROM knowledge_chunks WHERE doc_id = %s", (r.doc_id,))
+        conn.exec_driver_sql(_DELETE_CHUNKS, (r.tenant, r.doc_id))
         if chunks:
             conn.exec_driver_sql(
                 f"INSERT INTO knowledge_chunks ({base.CHUNK_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
@@ -114,17 +120,19 @@ class PostgresStore(SqlDocumentStore):
         status.mark_ready(conn, r, len(chunks))
         return True
 
-    async def delete_document(self, doc_id: str, version: int | None = None) -> bool:
-        return await self._run(self._write, self._delete, doc_id, version)
+    async def delete_document(
+        self, doc_id: str, version: int | None = None, tenant: str = base.DEFAULT_TENANT
+    ) -> bool:
+        return await self._run(self._write, self._delete, doc_id, version, tenant)
 
     @staticmethod
-    def _delete(conn: sa.Connection, doc_id: str, version: int | None) -> bool:
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (doc_id,))
-        known = status.versions(conn, doc_id)
+    def _delete(conn: sa.Connection, doc_id: str, version: int | None, tenant: str) -> bool:
+        _lock_document(conn, doc_id, tenant)
+        known = status.versions(conn, doc_id, tenant)
         if known is None or (version is not None and known[0] > version):
             return False
-        conn.exec_driver_sql("DELETE FROM knowledge_chunks WHERE doc_id = %s", (doc_id,))
-        status.delete(conn, doc_id)
+        conn.exec_driver_sql(_DELETE_CHUNKS, (tenant, doc_id))
+        status.delete(conn, doc_id, tenant)
         return True
 
     # --- search ----------------------------------------------------------------------------------------

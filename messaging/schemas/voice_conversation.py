@@ -18,6 +18,7 @@ class ConversationEvent(BusModel):
     event: Literal["call_started", "call_ended", "final_turn"]
     call_id: str = Field(min_length=1)
     user_id: str | None = None
+    tenant: str = Field(default="default", min_length=1, max_length=128)  # user ids are unique per tenant
     node_id: str | None = None
     text: str | None = None
     role: Literal["user", "agent"] | None = None

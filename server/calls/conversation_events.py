@@ -56,9 +56,16 @@ class ConversationEventPublisher:
         user_id: str | None,
         text: str | None = None,
         role: Literal["user", "agent"] | None = None,
+        tenant: str = "default",
     ) -> None:
         body = ConversationEvent(
-            event=event, call_id=call_id, user_id=user_id, node_id=self.node_id, text=text, role=role
+            event=event,
+            call_id=call_id,
+            user_id=user_id,
+            tenant=tenant,
+            node_id=self.node_id,
+            text=text,
+            role=role,
         ).to_bytes()
         if self._queue.full():
             if self.spool is None:

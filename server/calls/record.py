@@ -53,6 +53,7 @@ class CallRecord:
     transcript: list[TranscriptEntry] = field(default_factory=list)
     turns: list[RecordedTurn] = field(default_factory=list)
     interruptions: list[dict[str, Any]] = field(default_factory=list)
+    tenant: str = "default"
 
     def add_user(self, text: str) -> None:
         self.transcript.append(TranscriptEntry("user", text, time.time()))
@@ -83,7 +84,9 @@ class CallRecordStore(Protocol):
 
     async def get(self, call_id: str) -> CallRecord | None: ...
 
-    async def recent(self, limit: int = 50, user_id: str | None = None) -> list[dict[str, Any]]: ...
+    async def recent(
+        self, limit: int = 50, user_id: str | None = None, tenant: str | None = None
+    ) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
 
@@ -96,11 +99,13 @@ def call_summary(
     ended_at: float | None,
     end_reason: str | None,
     body: dict[str, Any],
+    tenant: str = "default",
 ) -> dict[str, Any]:
     """The list view of one call (both stores return this shape)."""
     return {
         "call_id": call_id,
         "user_id": user_id,
+        "tenant": tenant,
         "node_id": node_id,
         "started_at": started_at,
         "ended_at": ended_at,

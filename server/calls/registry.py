@@ -1,4 +1,5 @@
-"""Live calls on this node, by call id and by user id, whatever transport carries them.
+"""Live calls on this node, by call id and by user (a user id is unique within its tenant), whatever
+transport carries them.
 
 ``SessionRegistry`` is the ``SessionDirectory`` the proactive prompt consumer uses to find the call a
 user is in (``find_by_user``), and what the admin dashboard lists as live calls. A user with two live
@@ -10,12 +11,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from server.calls.identity import DEFAULT_TENANT
+
 
 class RegisteredCall(Protocol):
     """What the registry and its readers need of a call (``server.calls.session.CallSession``)."""
 
     call_id: str
     user_id: str | None
+    tenant: str
 
     async def speak_proactive(self, text: str, message_id: str) -> bool: ...
 
@@ -29,33 +33,39 @@ class SessionRegistry:
 
     def __init__(self) -> None:
         self._by_call: dict[str, RegisteredCall] = {}
-        self._by_user: dict[str, list[str]] = {}
+        self._by_user: dict[tuple[str, str], list[str]] = {}
+
+    @staticmethod
+    def _user_key(session: RegisteredCall) -> tuple[str, str] | None:
+        tenant = getattr(session, "tenant", DEFAULT_TENANT)
+        return (tenant, session.user_id) if session.user_id else None
 
     def register(self, session: RegisteredCall) -> None:
         self._by_call[session.call_id] = session
-        if session.user_id:
-            self._by_user.setdefault(session.user_id, []).append(session.call_id)
+        if (key := self._user_key(session)) is not None:
+            self._by_user.setdefault(key, []).append(session.call_id)
 
     def unregister(self, session: RegisteredCall) -> None:
         if self._by_call.get(session.call_id) is not session:
             return
         del self._by_call[session.call_id]
-        if session.user_id and session.user_id in self._by_user:
-            calls = [c for c in self._by_user[session.user_id] if c != session.call_id]
+        key = self._user_key(session)
+        if key is not None and key in self._by_user:
+            calls = [c for c in self._by_user[key] if c != session.call_id]
             if calls:
-                self._by_user[session.user_id] = calls
+                self._by_user[key] = calls
             else:
-                del self._by_user[session.user_id]
+                del self._by_user[key]
 
     def get(self, call_id: str) -> RegisteredCall | None:
         return self._by_call.get(call_id)
 
-    def find_by_user(self, user_id: str) -> RegisteredCall | None:
-        calls = self._by_user.get(user_id)
+    def find_by_user(self, user_id: str, tenant: str = DEFAULT_TENANT) -> RegisteredCall | None:
+        calls = self._by_user.get((tenant, user_id))
         return self._by_call[calls[-1]] if calls else None
 
-    def is_online(self, user_id: str) -> bool:
-        return user_id in self._by_user
+    def is_online(self, user_id: str, tenant: str = DEFAULT_TENANT) -> bool:
+        return (tenant, user_id) in self._by_user
 
     def live(self) -> list[RegisteredCall]:
         return list(self._by_call.values())

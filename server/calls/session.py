@@ -31,6 +31,7 @@ from server.calls.clock import StreamClock
 from server.calls.controls import ControlEvent, Hangup
 from server.calls.conversation_events import ConversationEventPublisher
 from server.calls.events import CallEventFeed
+from server.calls.identity import CallIdentity
 from server.calls.playback import PlaybackOutput
 from server.calls.record import CallRecord, CallRecordStore, RecordedTurn
 from server.calls.registry import SessionRegistry
@@ -99,21 +100,30 @@ class CallSession:
         *,
         output_rate: int,
         transport: MediaTransport | None = None,
+        identity: CallIdentity | None = None,
     ) -> None:
         """``output_rate``: the transport's own audio clock (48 kHz for Opus, the gateway's rate for a
         WebSocket stream, 8 kHz for G.711). The agent's voice is resampled once, on enqueue: a track at
         another rate makes aiortc's encoder resample it and buffer up to one more 20 ms frame, which a
-        barge-in has to wait out."""
-        # 128 random bits: knowing the id is what lets a page watch the call's events
+        barge-in has to wait out.
+
+        Who the call is for: ``identity`` (from a verified call token, ``server.calls.identity``); else
+        ``user_id`` of the default tenant, which the transport vouches for (the SIP bridge's directory);
+        else a fresh anonymous user that reads no one's memory or held prompts."""
         self.call_id = call_id or uuid.uuid4().hex
-        self.user_id = user_id
+        if identity is None:
+            identity = CallIdentity(user_id) if user_id else CallIdentity.fresh_anonymous()
+        self.identity = identity
+        self.user_id: str | None = identity.user_id
+        self.tenant = identity.tenant
+        self.anonymous = identity.anonymous
         self.deps = deps
         self.transport = transport
         self.output_rate = output_rate
         self.events = CallEventFeed()
-        self.record = CallRecord(self.call_id, deps.node_id, user_id)
+        self.record = CallRecord(self.call_id, deps.node_id, self.user_id, tenant=self.tenant)
         self.audio = PlaybackOutput(output_rate)
-        self.conversation = deps.new_conversation(user_id, self)
+        self.conversation = deps.new_conversation(self.user_id, self)
         self.turns = TurnTaker(
             self.conversation, deps.tts, self.audio, self.events.emit, self._turn_done, apology=deps.apology
         )
@@ -375,7 +385,9 @@ class CallSession:
         role: Literal["user", "agent"] | None = None,
     ) -> None:
         if self.deps.conversation_events is not None:
-            self.deps.conversation_events.publish(event, self.call_id, self.user_id, text, role)
+            # An anonymous caller cannot be contacted again: intent analysis has nothing to follow up.
+            user = None if self.anonymous else self.user_id
+            self.deps.conversation_events.publish(event, self.call_id, user, text, role, tenant=self.tenant)
 
     def snapshot(self) -> dict[str, Any]:
         """Live view for the API and the admin dashboard."""

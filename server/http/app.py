@@ -1,12 +1,16 @@
 """The HTTP/WebSocket application of a node: call API, WebSocket media, health, metrics, pages.
 
-Routes
-  /api/calls/...                     the call API (``server.http.call_routes``)
-  GET  /api/media/ws                 WebSocket media stream for telephony gateways (``server.transports.ws_media``)
-  GET  /healthz, /readyz, /metrics   liveness, readiness (models loaded), Prometheus
-  GET  /                             the call page (web/static)
-plus what the node adds: the admin API and dashboard (``server.http.admin``), the knowledge document API.
-``serve`` runs an application until stopped; it builds nothing: ``server.node`` composes the node.
+Routes (guards: README.md "Security"; ``tests/server/http/test_route_guards.py`` checks every one)
+  /api/calls/...                     the call API (``server.http.call_routes``): call tokens
+  POST /api/media/tickets, GET /api/media/ws   WebSocket media for telephony gateways
+                                     (``server.transports.ws_media``): call token, then a single-use ticket
+  GET  /healthz, /readyz             liveness, readiness (models loaded): public
+  GET  /metrics                      Prometheus: public unless ``server.metrics_public`` is false (admin)
+  GET  /, /static/...                the call page (web/static): public
+plus what the node adds: the admin API and dashboard (``server.http.admin``: admin tokens; the dashboard
+page itself is public), the knowledge document API (admin tokens). Every answer carries the security
+headers (``server.security.browser``). ``serve`` runs an application until stopped, with an access log
+that never holds a secret; it builds nothing: ``server.node`` composes the node.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from server.calls.session import CallDeps
 from server.http import runtime_metrics
 from server.http.admin import dashboard_routes
-from server.http.auth import admin_only
 from server.http.call_routes import CallRoutes
+from server.http.guards import SECURITY_KEY, Security
 from server.http.health import COMPONENT_UP, health_report
+from server.security.access_log import RedactingAccessLogger
+from server.security.browser import security_headers
 from server.settings import Settings
 from server.storage.engine import StoreUnavailable
-from server.transports.ws_media import media_stream_handler
+from server.transports.ws_media import media_routes
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,8 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    if not request.app[SETTINGS_KEY].server.metrics_public:
+        request.app[SECURITY_KEY].admins.principal(request)
     return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -82,21 +90,24 @@ def create_app(
     extra_routes: Iterable[web.AbstractRouteDef] = (),
     ready: bool = True,
     degraded: dict[str, str] | None = None,
+    security: Security | None = None,
 ) -> web.Application:
     """The aiohttp application. ``extra_routes``: e.g. ``server.http.admin.admin_routes(AdminDeps(...))`` or
-    ``knowledge_routes(kb, admin_token)``; the admin dashboard page is always mounted (it asks for the token).
-    ``degraded``: components that failed to start and why (``/readyz`` reports them)."""
-    app = web.Application(client_max_size=1 << 20, middlewares=[_store_unavailable_is_503])
+    ``knowledge_routes(kb, security)``; the admin dashboard page is always mounted (it asks for the token).
+    ``degraded``: components that failed to start and why (``/readyz`` reports them). ``security``: the
+    node's (shared with the routes it built), else one made from ``settings``."""
+    app = web.Application(client_max_size=1 << 20, middlewares=[security_headers, _store_unavailable_is_503])
     app[SETTINGS_KEY] = settings
     app[DEPS_KEY] = deps
     app[READY_KEY] = {"ready": ready, "degraded": dict(degraded or {})}
+    app[SECURITY_KEY] = security or Security.from_settings(settings)
     if settings.server.rag:
         COMPONENT_UP.labels("knowledge").set(0 if "knowledge" in app[READY_KEY]["degraded"] else 1)
     calls = CallRoutes(settings, deps)
     app.add_routes(
         [
             *calls.routes(),
-            web.get("/api/media/ws", media_stream_handler(deps, settings.server.call_token)),
+            *media_routes(deps),
             web.get("/healthz", _healthz),
             web.get("/readyz", _readyz),
             web.get("/metrics", _metrics),
@@ -114,11 +125,23 @@ def create_app(
     return app
 
 
-def knowledge_routes(kb: Any, admin_token: str) -> list[web.AbstractRouteDef]:
-    """The knowledge document API (upload, status, list, delete), behind the admin token."""
+def knowledge_routes(kb: Any, security: Security) -> list[web.AbstractRouteDef]:
+    """The knowledge document API (upload, status, list, delete), behind the admin tokens (a tenant's token
+    sees and changes that tenant's documents only); uploads are rate-limited per client."""
     from knowledge.sources.upload import upload_routes
 
-    return list(admin_only(upload_routes(kb.ingestor, kb.config), admin_token))
+    def limited(handler: Any) -> Any:
+        async def upload(request: web.Request) -> web.StreamResponse:
+            security.limit(security.limits.uploads_per_client, security.client(request), "uploads")
+            return await handler(request)
+
+        return upload
+
+    routes = [
+        web.RouteDef(r.method, r.path, limited(r.handler) if r.method == "POST" else r.handler, r.kwargs)
+        for r in upload_routes(kb.ingestor, kb.config)
+    ]
+    return list(security.admins.wrap_routes(routes))
 
 
 async def serve(
@@ -132,7 +155,7 @@ async def serve(
     """Serve ``app`` until SIGINT/SIGTERM, ``stop`` is set or cancellation; on the way out the app's
     shutdown hooks end every call (records saved)."""
     runtime_metrics.watch(asyncio.get_running_loop())
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False, access_log_class=RedactingAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

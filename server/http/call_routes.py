@@ -1,13 +1,20 @@
 """The call API: WebRTC signaling, live call events, hang-up, call records.
 
-Routes (mounted by ``server.http.app.create_app``)
-  POST /api/calls/offer              SDP offer JSON -> answer JSON (400 with a reason on bad input)
-  GET  /api/calls/config             ICE servers (STUN/TURN) for the call page
-  GET  /api/calls/{call_id}/events   WebSocket of live call events; send {"type": "hangup"} to end the call
-  POST /api/calls/{call_id}/hangup   end a call
-  GET  /api/calls/{call_id}          call record (live snapshot while the call runs)
-  GET  /api/calls                    recent calls (admin token)
-Call endpoints require ``ServerConfig.call_token`` when it is set.
+Routes (mounted by ``server.http.app.create_app``), with their guard
+  POST /api/calls/offer              call token (anonymous mode: none, a fresh user per call); Origin;
+                                     rate-limited per client and per token. SDP offer JSON -> answer JSON
+                                     with ``call_id``, ``events_ticket`` and, in anonymous mode, the
+                                     ``call_token`` the caller uses for the rest of the call
+  GET  /api/calls/config             call token (anonymous mode: none); Origin. ICE servers, with TURN
+                                     credentials made for this caller
+  POST /api/calls/{call_id}/tickets  the call's own token; Origin. A single-use ticket for the events socket
+  GET  /api/calls/{call_id}/events   ``?ticket=`` (or the call's own token as Bearer); Origin. WebSocket of
+                                     live call events; send {"type": "hangup"} to end the call
+  POST /api/calls/{call_id}/hangup   the call's own token; Origin
+  GET  /api/calls/{call_id}          the call's own token, or an admin token of its tenant. Call record
+                                     (live snapshot while the call runs)
+  GET  /api/calls                    admin token (a tenant's token sees its tenant's calls). Recent calls
+A call belongs to the user and tenant of the token that created it; any other token gets 404.
 """
 
 from __future__ import annotations
@@ -21,8 +28,11 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from server.calls import metrics
 from server.calls.controls import Hangup
+from server.calls.identity import CallIdentity
 from server.calls.session import CallDeps, CallSession
-from server.http.auth import request_token, require_call_token, token_matches
+from server.http.guards import SECURITY_KEY, Security, bearer_token, json_error
+from server.security.admin_auth import AdminPrincipal, TenantForbidden
+from server.security.call_tokens import CallTokenError
 from server.settings import Settings
 from server.transports.webrtc.call import WebRTCCall
 from server.transports.webrtc.signaling import SignalingError, browser_ice_servers, parse_offer
@@ -31,6 +41,8 @@ log = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 64 * 1024  # a browser offer is 2-6 KB; more is a broken or hostile client
 _MAX_COMMAND_BYTES = 64 * 1024  # call-events socket: commands are a few bytes
+EVENTS_TICKET = "call-events"
+_ANONYMOUS_TOKEN_MARGIN_S = 300  # an anonymous caller's token outlives its longest possible call
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -43,26 +55,51 @@ class CallRoutes:
     def __init__(self, settings: Settings, deps: CallDeps) -> None:
         self.settings = settings
         self.deps = deps
-        self.token = settings.server.call_token
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/api/calls/offer", self.offer),
             web.get("/api/calls/config", self.config),
             web.get("/api/calls", self.list_calls),
+            web.post("/api/calls/{call_id}/tickets", self.ticket),
             web.get("/api/calls/{call_id}/events", self.events),
             web.post("/api/calls/{call_id}/hangup", self.hangup),
             web.get("/api/calls/{call_id}", self.get_call),
         ]
 
+    @staticmethod
+    def _security(request: web.Request) -> Security:
+        return request.app[SECURITY_KEY]
+
+    def _caller(self, request: web.Request) -> tuple[CallIdentity, dict[str, Any]]:
+        """Who places a new call: the token's identity, or (anonymous mode) a fresh user and the token
+        that user gets. Anonymous mode ignores any token: nothing unauthenticated chooses a user."""
+        security = self._security(request)
+        security.origins.check(request)
+        if not security.call_tokens.anonymous:
+            identity = security.call_identity(request)
+            security.limit_call_creation(request, identity)
+            return identity, {}
+        security.limit_call_creation(request, None)
+        ttl = min(
+            self.settings.server.call.max_call_seconds + _ANONYMOUS_TOKEN_MARGIN_S,
+            self.settings.server.call_tokens.max_ttl_s,
+        )
+        issued = security.call_tokens.issue_anonymous(ttl)
+        return issued.identity, {"call_token": issued.token, "call_token_expires_at": issued.expires_at}
+
     async def offer(self, request: web.Request) -> web.Response:
-        require_call_token(request, self.token)
+        identity, extra = self._caller(request)
         try:
             offer = parse_offer(await _read_limited(request, MAX_OFFER_BYTES))
         except SignalingError as exc:
             metrics.SIGNALING_ERRORS.labels(exc.reason).inc()
             return _error(413 if exc.reason == "too_large" else 400, str(exc))
-        call = WebRTCCall(self.deps, offer.user_id)
+        if offer.user_id is not None and offer.user_id != identity.user_id:
+            metrics.SIGNALING_ERRORS.labels("bad_user").inc()
+            return _error(400, "'user_id' is not accepted: the caller's user comes from the call token")
+        security = self._security(request)
+        call = WebRTCCall(self.deps, identity=identity, ice_servers=security.ice.for_user("server"))
         session = call.session
         if not session.admit():
             await session.close("busy")
@@ -81,21 +118,42 @@ class CallRoutes:
             log.exception("answering offer failed")
             await session.close("error")
             return _error(500, "internal error while answering the offer; see the server log")
-        return web.json_response({"call_id": session.call_id, "sdp": answer.sdp, "type": answer.type})
+        ticket = security.call_tokens.issue_ticket(identity, EVENTS_TICKET, session.call_id)
+        body = {"call_id": session.call_id, "sdp": answer.sdp, "type": answer.type, "events_ticket": ticket}
+        return web.json_response({**body, **extra})
 
     async def config(self, request: web.Request) -> web.Response:
+        security = self._security(request)
+        security.origins.check(request)
+        if security.call_tokens.anonymous:
+            identity = security.optional_call_identity(request)
+            user = identity.user_id if identity is not None else "anonymous"
+        else:
+            user = security.call_identity(request).user_id
+        servers = security.ice.for_user(user)
         return web.json_response(
-            {
-                "iceServers": browser_ice_servers(self.settings.server.ice_servers),
-                "tokenRequired": bool(self.token),
-            }
+            {"iceServers": browser_ice_servers(servers), "anonymous": security.call_tokens.anonymous}
         )
 
-    async def events(self, request: web.Request) -> web.StreamResponse:
-        require_call_token(request, self.token)
+    def _own_live_call(self, request: web.Request, identity: CallIdentity) -> CallSession:
         session = self.deps.registry.get(request.match_info["call_id"])
-        if session is None or not isinstance(session, CallSession):
-            return _error(404, "no live call with this id")
+        if not isinstance(session, CallSession) or not identity.owns(session.user_id, session.tenant):
+            raise json_error(web.HTTPNotFound, "no live call with this id for this token")
+        return session
+
+    async def ticket(self, request: web.Request) -> web.Response:
+        security = self._security(request)
+        security.origins.check(request)
+        session = self._own_live_call(request, security.call_identity(request))
+        ticket = security.call_tokens.issue_ticket(session.identity, EVENTS_TICKET, session.call_id)
+        ttl = self.settings.server.call_tokens.ticket_ttl_s
+        return web.json_response({"ticket": ticket, "expires_in_s": ttl})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        security = self._security(request)
+        security.origins.check(request)
+        call_id = request.match_info["call_id"]
+        session = self._own_live_call(request, security.redeem_ticket(request, EVENTS_TICKET, call_id))
         # Frames between our limit and aiohttp's are closed with 1009 and a reason; beyond it, aiohttp drops
         # the connection without reading the frame into memory.
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=16 * _MAX_COMMAND_BYTES)
@@ -130,32 +188,47 @@ class CallRoutes:
                 await session.control(Hangup())
 
     async def hangup(self, request: web.Request) -> web.Response:
-        require_call_token(request, self.token)
-        session = self.deps.registry.get(request.match_info["call_id"])
-        if session is None or not isinstance(session, CallSession):
-            return _error(404, "no live call with this id")
+        security = self._security(request)
+        security.origins.check(request)
+        session = self._own_live_call(request, security.call_identity(request))
         await session.control(Hangup())
         return web.json_response({"call_id": session.call_id, "ended": True})
 
+    def _reader(self, request: web.Request) -> CallIdentity | AdminPrincipal:
+        """A call token, else an admin token; 401 when the Bearer token is neither."""
+        security = self._security(request)
+        token = bearer_token(request)
+        if token is not None:
+            try:
+                return security.call_tokens.verify(token)
+            except CallTokenError:
+                pass  # maybe an admin token: the admin guard counts it if it is not one either
+        return security.admins.principal(request)
+
     async def get_call(self, request: web.Request) -> web.Response:
-        require_call_token(request, self.token)
+        reader = self._reader(request)
         call_id = request.match_info["call_id"]
         live = self.deps.registry.get(call_id)
         if live is not None:
-            return web.json_response(live.snapshot())
-        record = await self.deps.records.get(call_id)
-        if record is None:
-            return _error(404, f"no call record {call_id!r}")
-        return web.json_response({**record.to_dict(), "live": False})
+            if _may_read(reader, live.user_id, getattr(live, "tenant", "default")):
+                return web.json_response(live.snapshot())
+        else:
+            record = await self.deps.records.get(call_id)
+            if record is not None and _may_read(reader, record.user_id, record.tenant):
+                return web.json_response({**record.to_dict(), "live": False})
+        return _error(404, f"no call record {call_id!r} for this token")
 
     async def list_calls(self, request: web.Request) -> web.Response:
-        if not token_matches(self.settings.server.admin_token, request_token(request)):
-            return _error(401, "admin token missing or wrong: send Authorization: Bearer <admin_token>")
+        principal = self._security(request).admins.principal(request)
         try:
             limit = min(500, max(1, int(request.query.get("limit", "50"))))
         except ValueError:
             return _error(400, "'limit' must be an integer")
-        calls = await self.deps.records.recent(limit, request.query.get("user_id"))
+        try:
+            tenant = principal.read_scope(request.query.get("tenant"))
+        except TenantForbidden as exc:
+            return _error(403, str(exc))
+        calls = await self.deps.records.recent(limit, request.query.get("user_id"), tenant)
         live_ids = {s.call_id for s in self.deps.registry.live()}
         for call in calls:
             call["live"] = call["call_id"] in live_ids
@@ -170,6 +243,12 @@ def busy_response(deps: CallDeps) -> web.Response:
         status=503,
         headers={"Retry-After": str(admission.retry_after_s)},
     )
+
+
+def _may_read(reader: CallIdentity | AdminPrincipal, user_id: str | None, tenant: str) -> bool:
+    if isinstance(reader, AdminPrincipal):
+        return reader.sees(tenant)
+    return reader.owns(user_id, tenant)
 
 
 def _parse_command(msg: Any) -> dict[str, Any] | str:

@@ -54,9 +54,10 @@ class ProactivePromptConsumer:
         this node's group is receiving."""
         return self.bus.subscribe(self.topic, self.group, self.handle)
 
-    async def pop_pending(self, user_id: str) -> list[ProactivePrompt]:
-        """Prompts held for ``user_id``, for the greeting of the call that just started on this node."""
-        return await self._ledger(self.ledger.pop_pending, user_id, self.node_id)
+    async def pop_pending(self, user_id: str, tenant: str = "default") -> list[ProactivePrompt]:
+        """Prompts held for ``user_id`` of ``tenant``, for the greeting of the call that just started on
+        this node."""
+        return await self._ledger(self.ledger.pop_pending, user_id, self.node_id, tenant)
 
     async def _ledger(self, op: Callable[..., Awaitable[T]], *args: object) -> T:
         """A ledger write that waits out a database outage (``riding_out_outage``)."""
@@ -64,12 +65,15 @@ class ProactivePromptConsumer:
 
     async def handle(self, message: Message) -> None:
         prompt = ProactivePrompt.parse(message.body)  # PoisonMessage -> dead letter
-        ctx = f"key={prompt.idempotency_key} user={prompt.user_id} message_id={prompt.message_id} node={self.node_id}"
+        ctx = (
+            f"key={prompt.idempotency_key} tenant={prompt.tenant} user={prompt.user_id} "
+            f"message_id={prompt.message_id} node={self.node_id}"
+        )
         if prompt.expired(self.clock()):
             log.info("proactive prompt expired before delivery: %s", ctx)
             await self._ledger(self.ledger.mark_expired, prompt, self.node_id)
             return
-        call = self.directory.find_by_user(prompt.user_id)
+        call = self.directory.find_by_user(prompt.user_id, prompt.tenant)
         if call is None:
             if await self._ledger(self.ledger.hold_pending, prompt, self.node_id):
                 log.info("user not in a call on this node; holding prompt: %s", ctx)

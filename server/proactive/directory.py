@@ -15,6 +15,6 @@ class PromptTarget(Protocol):
 
 
 class SessionDirectory(Protocol):
-    def find_by_user(self, user_id: str) -> PromptTarget | None:
-        """The call ``user_id`` is in on this node, or None."""
+    def find_by_user(self, user_id: str, tenant: str = "default") -> PromptTarget | None:
+        """The call ``user_id`` of ``tenant`` is in on this node, or None."""
         ...

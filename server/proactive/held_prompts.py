@@ -25,9 +25,9 @@ class HeldPromptGreeting:
         self.node_id = node_id
 
     async def __call__(self, session: Any) -> None:
-        if not session.user_id:
-            return
-        prompts = await self.consumer.pop_pending(session.user_id)
+        if not session.user_id or getattr(session, "anonymous", False):
+            return  # an anonymous caller is nobody a prompt was held for
+        prompts = await self.consumer.pop_pending(session.user_id, getattr(session, "tenant", "default"))
         for index, prompt in enumerate(prompts):
             try:
                 spoken = await session.speak_proactive(prompt.spoken_text, prompt.message_id)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from server.calls.record import CallRecord, CallRecordStore, call_summary
 from server.storage.engine import TRANSIENT_ERRORS, create_engine, insert, unavailable
-from server.storage.migrations import Migration, copy_legacy_rows, create_tables, migrate
+from server.storage.migrations import Migration, add_column, copy_legacy_rows, create_tables, migrate
 from server.storage.turn_grounding import (
     attach_grounding,
     body_without_grounding,
@@ -37,16 +37,21 @@ call_records = sa.Table(
     sa.Column("ended_at", sa.Double),
     sa.Column("end_reason", sa.String(64)),
     sa.Column("body", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    sa.Column("tenant", sa.String(128), nullable=False, server_default="default"),
 )
 sa.Index("call_records_started", call_records.c.started_at.desc())
 sa.Index("call_records_user", call_records.c.user_id, call_records.c.started_at.desc())
-_COLUMNS = ("call_id", "user_id", "node_id", "started_at", "ended_at", "end_reason", "body")
+_LEGACY_COLUMNS = ("call_id", "user_id", "node_id", "started_at", "ended_at", "end_reason", "body")
+_COLUMNS = (*_LEGACY_COLUMNS, "tenant")
+_TENANT_DDL = "VARCHAR(128) NOT NULL DEFAULT 'default'"
 MIGRATIONS = (
     Migration(1, "call_records table", create_tables(call_records)),
     # Round 1 kept SQLite records in a table named ``calls`` (PostgreSQL already used ``call_records``).
-    Migration(2, "copy round-1 SQLite table calls", copy_legacy_rows("calls", call_records, _COLUMNS)),
+    Migration(2, "copy round-1 SQLite table calls", copy_legacy_rows("calls", call_records, _LEGACY_COLUMNS)),
+    # Records from before tenants belong to the default tenant.
+    Migration(3, "call_records tenant", add_column("call_records", "tenant", _TENANT_DDL)),
     # Each reply's evidence and how it was produced (issue 14); rows saved before it have none.
-    Migration(3, "call_turn_grounding table", create_tables(turn_grounding)),
+    Migration(4, "call_turn_grounding table", create_tables(turn_grounding)),
 )
 
 
@@ -64,9 +69,11 @@ class SqlCallRecordStore:
     async def get(self, call_id: str) -> CallRecord | None:
         return await self._run(self._get, call_id)  # type: ignore[no-any-return]
 
-    async def recent(self, limit: int = 50, user_id: str | None = None) -> list[dict[str, Any]]:
-        """Newest first; summaries without the transcript body."""
-        return await self._run(self._recent, limit, user_id)  # type: ignore[no-any-return]
+    async def recent(
+        self, limit: int = 50, user_id: str | None = None, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; summaries without the transcript body; ``tenant`` None: every tenant."""
+        return await self._run(self._recent, limit, user_id, tenant)  # type: ignore[no-any-return]
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
@@ -78,7 +85,8 @@ class SqlCallRecordStore:
         self.engine.dispose()
 
     def _save(self, record: CallRecord) -> None:
-        values = dict(zip(_COLUMNS, (*_row_key(record), body_without_grounding(record)), strict=True))
+        body = body_without_grounding(record)
+        values = dict(zip(_COLUMNS, (*_row_key(record), body, record.tenant), strict=True))
         with self.engine.begin() as conn:
             statement = insert(conn, call_records).values(**values)
             conn.execute(
@@ -90,17 +98,20 @@ class SqlCallRecordStore:
 
     def _get(self, call_id: str) -> CallRecord | None:
         with self.engine.begin() as conn:
-            body = conn.execute(
-                sa.select(call_records.c.body).where(call_records.c.call_id == call_id)
-            ).scalar()
-            if body is None:
+            row = conn.execute(
+                sa.select(call_records.c.body, call_records.c.tenant).where(call_records.c.call_id == call_id)
+            ).first()
+            if row is None:
                 return None
-            return CallRecord.from_dict(attach_grounding(conn, call_id, dict(body)))
+            body = attach_grounding(conn, call_id, {**row.body, "tenant": row.tenant})  # old bodies: no tenant
+        return CallRecord.from_dict(body)
 
-    def _recent(self, limit: int, user_id: str | None) -> list[dict[str, Any]]:
+    def _recent(self, limit: int, user_id: str | None, tenant: str | None) -> list[dict[str, Any]]:
         query = sa.select(*(call_records.c[c] for c in _COLUMNS)).order_by(call_records.c.started_at.desc())
         if user_id is not None:
             query = query.where(call_records.c.user_id == user_id)
+        if tenant is not None:
+            query = query.where(call_records.c.tenant == tenant)
         with self.engine.begin() as conn:
             rows = conn.execute(query.limit(limit)).all()
         return [call_summary(*row) for row in rows]

@@ -256,15 +256,21 @@ class SqlDeliveryLedger:
 
         await self._run(tx)
 
-    async def pop_pending(self, user_id: str, node_id: str) -> list[ProactivePrompt]:
-        """Take the prompts held for ``user_id`` (most urgent, then oldest, first) for the greeting of the
-        call that just started on ``node_id``; each is returned once, also when two nodes pop at once (the
-        second waits for the first's locks and then finds the rows no longer pending). Expired ones are
-        recorded, not returned."""
+    async def pop_pending(
+        self, user_id: str, node_id: str, tenant: str = "default"
+    ) -> list[ProactivePrompt]:
+        """Take the prompts held for ``user_id`` of ``tenant`` (most urgent, then oldest, first) for the
+        greeting of the call that just started on ``node_id``; each is returned once, also when two nodes
+        pop at once (the second waits for the first's locks and then finds the rows no longer pending).
+        Expired ones are recorded, not returned."""
 
         def tx(conn: sa.Connection) -> list[ProactivePrompt]:
             now = self.clock()
-            held = sa.and_(deliveries.c.user_id == user_id, deliveries.c.status == "pending")
+            held = sa.and_(
+                deliveries.c.user_id == user_id,
+                deliveries.c.tenant == tenant,
+                deliveries.c.status == "pending",
+            )
             expired = conn.execute(
                 deliveries.update()
                 .where(held, deliveries.c.expires_at.is_not(None), deliveries.c.expires_at <= now)

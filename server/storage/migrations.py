@@ -90,3 +90,17 @@ def copy_legacy_rows(legacy: str, table: sa.Table, columns: Sequence[str]) -> Ca
         log.info("copied the rows of %s into %s", legacy, table.name)
 
     return apply
+
+
+def add_column(table: str, column: str, ddl: str) -> Callable[[sa.Connection], None]:
+    """A migration step that adds ``column`` (``ddl``: its type, nullability and default, in SQL both
+    SQLite and PostgreSQL accept) to ``table`` unless it is there (a table created by an earlier step from
+    the current model already has it). Existing rows get the default."""
+
+    def apply(conn: sa.Connection) -> None:
+        if column in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+            return
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+        log.info("added column %s.%s", table, column)
+
+    return apply

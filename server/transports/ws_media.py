@@ -1,8 +1,13 @@
 """WebSocket media stream for telephony gateways: ``GET /api/media/ws`` (Twilio Media Streams style).
 
+Who the call is for comes from a call token, never from the stream: the gateway's backend POSTs
+``/api/media/tickets`` with ``Authorization: Bearer <call token>`` (anonymous mode: no token, a fresh
+user) and connects to the ``url`` it gets back (``?ticket=``, single use, seconds long); a gateway that can
+set headers on the upgrade may send the Bearer call token there instead.
+
 Gateway -> server, JSON text messages:
   {"event": "connected"}                                               (optional)
-  {"event": "start", "start": {"streamSid": "...", "customParameters": {"user_id": "..."},
+  {"event": "start", "start": {"streamSid": "...",
                                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}}
   {"event": "media", "media": {"payload": "<base64 audio>"}}           (any chunk size)
   {"event": "stop"}
@@ -28,9 +33,10 @@ import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from server.calls.controls import Hangup
+from server.calls.identity import CallIdentity
 from server.calls.pacing import FramePacer, fit_frame
 from server.calls.session import CallDeps, CallSession
-from server.http.auth import require_call_token
+from server.http.guards import SECURITY_KEY
 from speech.frames import AudioFrame
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,8 @@ _QUEUE_FRAMES = 250  # 5 s of caller audio at 20 ms; a stalled pipeline drops th
 # A 20 ms media message is ~0.2-1 KB. Larger ones are closed with 1009 and a reason; over 4x this, aiohttp
 # drops the connection without reading the frame into memory.
 MAX_MESSAGE_BYTES = 256 * 1024
+MEDIA_TICKET = "media-stream"
+PATH = "/api/media/ws"
 
 
 def mulaw_decode(data: bytes) -> np.ndarray:
@@ -89,9 +97,10 @@ class MediaStreamCall:
 
     kind = "websocket"
 
-    def __init__(self, ws: web.WebSocketResponse, deps: CallDeps) -> None:
+    def __init__(self, ws: web.WebSocketResponse, deps: CallDeps, identity: CallIdentity) -> None:
         self.ws = ws
         self.deps = deps
+        self.identity = identity
         self.session: CallSession | None = None
         self.format = MediaFormat("audio/x-mulaw", 8000)
         self.stream_sid = ""
@@ -172,9 +181,13 @@ class MediaStreamCall:
         if not isinstance(params, dict):
             await self._error("'start.customParameters' must be an object")
             return False
+        claimed = params.get("user_id")
+        if claimed is not None and claimed != self.identity.user_id:
+            await self._error("'customParameters.user_id' is not accepted: the user is the call token's")
+            return False
         self.stream_sid = str(start.get("streamSid", ""))
         session = self.session = CallSession(
-            self.deps, params.get("user_id") or None, output_rate=self.format.sample_rate, transport=self
+            self.deps, output_rate=self.format.sample_rate, transport=self, identity=self.identity
         )
         if not session.admit():  # the node is full: tell the gateway, close with 1013 "try again later"
             busy = self.deps.admission.busy_message()
@@ -226,13 +239,32 @@ class MediaStreamCall:
             session.events.unsubscribe(events)
 
 
-def media_stream_handler(deps: CallDeps, call_token: str | None) -> Any:
-    async def handler(request: web.Request) -> web.WebSocketResponse:
-        require_call_token(request, call_token)
+def media_routes(deps: CallDeps) -> list[web.RouteDef]:
+    """``POST /api/media/tickets`` and ``GET /api/media/ws`` (guards: see the module docstring)."""
+
+    async def ticket(request: web.Request) -> web.Response:
+        security = request.app[SECURITY_KEY]
+        security.origins.check(request)
+        if security.call_tokens.anonymous:
+            identity = CallIdentity.fresh_anonymous()
+            security.limit_call_creation(request, None)
+        else:
+            identity = security.call_identity(request)
+            security.limit_call_creation(request, identity)
+        ticket = security.call_tokens.issue_ticket(identity, MEDIA_TICKET)
+        ttl = security.call_tokens.config.ticket_ttl_s
+        return web.json_response({"ticket": ticket, "url": f"{PATH}?ticket={ticket}", "expires_in_s": ttl})
+
+    async def stream(request: web.Request) -> web.WebSocketResponse:
+        security = request.app[SECURITY_KEY]
+        security.origins.check(request)
+        identity = security.redeem_ticket(request, MEDIA_TICKET)
+        if "ticket" not in request.query:  # a gateway that sent its call token on the upgrade: a new call
+            security.limit_call_creation(request, identity)
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4 * MAX_MESSAGE_BYTES)
         await ws.prepare(request)
-        await MediaStreamCall(ws, deps).run()
+        await MediaStreamCall(ws, deps, identity).run()
         await ws.close()
         return ws
 
-    return handler
+    return [web.post("/api/media/tickets", ticket), web.get(PATH, stream)]

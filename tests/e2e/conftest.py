@@ -29,7 +29,7 @@ import pytest_asyncio
 from messaging.schemas import ProactivePrompt
 from server.settings import Settings, load_settings
 from server.storage.delivery_ledger import SqlDeliveryLedger, open_delivery_ledger
-from tests.server.caller import RTCCaller, ServerProcess, free_port
+from tests.server.caller import TEST_CALL_SECRET, RTCCaller, ServerProcess, free_port
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "e2e-admin"
@@ -40,6 +40,7 @@ def common_env(workdir: Path) -> dict[str, str]:
     """What every process of one deployment shares: ledger, scheduler database, fast campaign sync."""
     return {
         "VOICE_AGENT__SERVER__ADMIN_TOKEN": ADMIN_TOKEN,
+        "VOICE_AGENT__SERVER__CALL_TOKENS__SECRET": TEST_CALL_SECRET,
         "VOICE_AGENT__STORAGE__DELIVERY_LEDGER": str(workdir / "ledger.sqlite3"),
         "VOICE_AGENT__SCHEDULER__JOBSTORE_URL": f"sqlite:///{workdir / 'jobs.sqlite3'}",
         "VOICE_AGENT__SCHEDULER__CAMPAIGN_SYNC_INTERVAL_S": "1",
@@ -171,6 +172,7 @@ def embedded_settings(workdir: Path) -> Settings:
     settings = load_settings(None, environ={})
     s = settings.server
     s.host, s.port, s.node_id, s.admin_token = "127.0.0.1", free_port(), "solo", ADMIN_TOKEN
+    s.call_tokens.secret = TEST_CALL_SECRET  # callers are users: the test mints their tokens
     s.rag = False
     settings.storage.records = str(workdir / "calls.sqlite3")
     settings.agent.memory_path = str(workdir / "memory.sqlite3")

@@ -23,7 +23,7 @@ from knowledge.knowledge_base import KnowledgeBase
 from server.http.app import create_app
 from server.node import build_call_deps
 from server.settings import Settings
-from tests.server.caller import RTCCaller, synthesize_speech, transcribe, word_recall
+from tests.server.caller import TEST_CALL_SECRET, RTCCaller, synthesize_speech, transcribe, word_recall
 
 pytestmark = [pytest.mark.slow]
 
@@ -37,6 +37,7 @@ async def grounded_server(tmp_path: Path) -> AsyncIterator[tuple[TestServer, Any
     inbox.mkdir()
     (inbox / "faq.md").write_bytes(FAQ.read_bytes())
     settings = Settings()
+    settings.server.call_tokens.secret = TEST_CALL_SECRET
     settings.storage.records = str(tmp_path / "calls.sqlite3")
     settings.agent.memory_path = str(tmp_path / "memory.sqlite3")
     settings.agent.first_token_timeout_s = 20.0  # the machine is shared: do not test the holding phrase here

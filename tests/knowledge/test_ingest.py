@@ -163,7 +163,7 @@ async def test_latest_version_map_keeps_only_recently_settled_documents(kb: Know
         for i in range(8):
             await ingestor.submit(upsert(f"doc-{i}", f"Short note number {i}.", version=10))
         await ingestor.wait_idle()
-        assert sorted(ingestor._latest) == ["doc-5", "doc-6", "doc-7"]
+        assert sorted(ingestor._latest) == [("default", "doc-5"), ("default", "doc-6"), ("default", "doc-7")]
         assert not ingestor._in_flight
         # A late, older event of a forgotten document is still refused, by the store's version check.
         await ingestor.submit(upsert("doc-0", "Stale revision of note zero.", version=9))

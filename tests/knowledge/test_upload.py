@@ -143,17 +143,20 @@ async def test_list_status_and_delete(client: TestClient, kb: KnowledgeBase) -> 
             tenant="acme",
         ),
     )
-    doc_id = (await resp.json())["doc_id"]
+    created = await resp.json()
+    doc_id, url = created["doc_id"], created["status_url"]
+    assert url == f"/api/knowledge/documents/{doc_id}?tenant=acme"  # ids are unique per tenant
     await kb.ingestor.wait_idle()
     listing = await (await client.get("/api/knowledge/documents", params={"tenant": "acme"})).json()
     assert [d["doc_id"] for d in listing["documents"]] == [doc_id]
     assert (await client.get("/api/knowledge/documents/unknown")).status == 404
-    resp = await client.delete(f"/api/knowledge/documents/{doc_id}")
+    assert (await client.delete(f"/api/knowledge/documents/{doc_id}")).status == 404  # not in "default"
+    resp = await client.delete(url)
     assert resp.status == 202
     await kb.ingestor.wait_idle()
-    assert (await client.get(f"/api/knowledge/documents/{doc_id}")).status == 404
+    assert (await client.get(url)).status == 404
     assert await kb.retriever.retrieve("capybara") == []
-    assert (await client.delete(f"/api/knowledge/documents/{doc_id}")).status == 404
+    assert (await client.delete(url)).status == 404
 
 
 async def test_broken_pdf_upload_reports_failed_status(client: TestClient, kb: KnowledgeBase) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
 from server.transports.webrtc.tracks import PacedAudioTrack, set_audio_receive_buffer, to_mono_int16
 from speech.frames import AudioFrame
@@ -27,6 +27,38 @@ from speech.resample import Resampler
 RATE = 48_000
 FRAME = RATE // 50
 VOICE_RMS = 300.0  # int16 RMS above which a received 20 ms frame counts as agent speech
+# The call-token secret of test servers that know their callers (server.call_tokens.secret).
+TEST_CALL_SECRET = "test-call-token-secret-0123456789abcdef"
+
+
+def mint_call_token(
+    user_id: str, tenant: str = "default", secret: str = TEST_CALL_SECRET, ttl_s: int = 3600, **claims: Any
+) -> str:
+    """A call token for ``user_id``, signed the way an integrator's backend does it (README.md, Security):
+    PyJWT, HS256, the server's default issuer and audience. ``claims`` override or add claims."""
+    import jwt
+
+    now = int(time.time())
+    payload = {
+        "sub": user_id,
+        "tenant": tenant,
+        "iss": "voice-agent",
+        "aud": "voice-agent-call",
+        "iat": now,
+        "exp": now + ttl_s,
+        **claims,
+    }
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+async def real_offer() -> str:
+    """The SDP offer of a real aiortc peer with one audio track (the peer is closed again)."""
+    pc = RTCPeerConnection()
+    pc.addTrack(AudioStreamTrack())
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp: str = pc.localDescription.sdp
+    await pc.close()
+    return sdp
 
 
 class RTCCaller:
@@ -40,11 +72,15 @@ class RTCCaller:
     ) -> None:
         """``receive_buffer_frames``: depth of the buffer the agent's audio waits in before it counts as
         heard; None keeps aiortc's (4 frames, 80 ms), which is deeper than a browser's adaptive buffer on a
-        clean loopback (Chromium reports 20-40 ms of jitter-buffer delay there)."""
+        clean loopback (Chromium reports 20-40 ms of jitter-buffer delay there).
+
+        ``user_id`` without ``token``: a token for that user signed with ``TEST_CALL_SECRET`` (the server
+        must be configured with it). Neither: an anonymous call, whose own token the server hands back."""
         self.base_url = base_url.rstrip("/")
         self.receive_buffer_frames = receive_buffer_frames
         self.user_id = user_id
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.token = token or (mint_call_token(user_id) if user_id else None)
+        self.events_ticket = ""
         self.pc = RTCPeerConnection()
         self.track = PacedAudioTrack(self._next_frame, RATE)
         self.call_id = ""
@@ -62,14 +98,15 @@ class RTCCaller:
         self.pc.addTrack(self.track)
         self.pc.on("track", lambda track: self._tasks.append(asyncio.create_task(self._receive(track))))
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        self._http = aiohttp.ClientSession(headers=self.headers)
+        self._http = aiohttp.ClientSession()
         body: dict[str, Any] = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
-        if self.user_id:
-            body["user_id"] = self.user_id
-        async with self._http.post(f"{self.base_url}/api/calls/offer", json=body) as resp:
+        url = f"{self.base_url}/api/calls/offer"
+        async with self._http.post(url, json=body, headers=self.headers) as resp:
             answer = await resp.json()
             if resp.status != 200:
                 raise RuntimeError(f"offer rejected ({resp.status}): {answer}")
+        self.token = answer.get("call_token", self.token)  # anonymous: the call's own token
+        self.events_ticket = answer["events_ticket"]
         self.call_id = answer["call_id"]
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         if self.receive_buffer_frames is not None:
@@ -137,15 +174,20 @@ class RTCCaller:
     def events_of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("type") == kind]
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     async def record(self) -> dict[str, Any]:
         assert self._http is not None
-        async with self._http.get(f"{self.base_url}/api/calls/{self.call_id}") as resp:
+        async with self._http.get(f"{self.base_url}/api/calls/{self.call_id}", headers=self.headers) as resp:
             return await resp.json()
 
     async def hangup(self) -> None:
         if self._http is not None and self.call_id:
+            url = f"{self.base_url}/api/calls/{self.call_id}/hangup"
             with contextlib.suppress(aiohttp.ClientError):
-                async with self._http.post(f"{self.base_url}/api/calls/{self.call_id}/hangup") as resp:
+                async with self._http.post(url, headers=self.headers) as resp:
                     await resp.read()
         for task in self._tasks:
             task.cancel()
@@ -179,7 +221,7 @@ class RTCCaller:
 
     async def _follow_events(self) -> None:
         assert self._http is not None
-        url = f"{self.base_url}/api/calls/{self.call_id}/events"
+        url = f"{self.base_url}/api/calls/{self.call_id}/events?ticket={self.events_ticket}"
         async with self._http.ws_connect(url) as ws:
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
@@ -254,8 +296,23 @@ async def transcribe(pcm48k: np.ndarray) -> str:
     return result.text if result is not None else ""
 
 
+async def media_url(server: Any, token: str | None = None) -> str:
+    """What a telephony gateway's backend does before streaming to ``server`` (an aiohttp ``TestServer``):
+    POST for a single-use ticket (with the caller's call token; none in anonymous mode), then connect to the
+    WebSocket URL it names."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = server.make_url("/api/media/tickets")
+    async with aiohttp.ClientSession() as http, http.post(url, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        path = (await resp.json())["url"]
+    return str(server.make_url(path)).replace("http://", "ws://")
+
+
 class ServerProcess:
-    """``voice-agent serve`` in a child process on a free loopback port; stopped by its own pid."""
+    """``voice-agent serve`` in a child process on a free loopback port; stopped by its own pid.
+
+    Its callers are known: ``server.call_tokens.secret`` is ``TEST_CALL_SECRET`` unless ``env`` sets
+    ``VOICE_AGENT__SERVER__CALL_TOKENS__SECRET`` ("" for anonymous calls)."""
 
     def __init__(self, workdir: Path, env: dict[str, str] | None = None, log_level: str = "INFO") -> None:
         self.workdir = Path(workdir)
@@ -280,6 +337,7 @@ class ServerProcess:
             "VOICE_AGENT__STORAGE__RECORDS": str(self.workdir / "calls.sqlite3"),
             "VOICE_AGENT__SERVER__RAG": "false",
             "VOICE_AGENT__AGENT__MEMORY_PATH": str(self.workdir / "memory.sqlite3"),
+            "VOICE_AGENT__SERVER__CALL_TOKENS__SECRET": TEST_CALL_SECRET,
             **self.env,
         }
         repo = Path(__file__).resolve().parents[2]

@@ -1,5 +1,6 @@
 // Admin dashboard: plain JS against /api/admin (see /api/admin/openapi.json). The token lives in
-// sessionStorage, so closing the tab logs out.
+// sessionStorage, so closing the tab logs out. A token in the URL's fragment (/admin/#token=..., what the
+// server prints when it generated one) signs in; fragments never reach the server or its logs.
 "use strict";
 
 const API = "/api/admin";
@@ -135,7 +136,9 @@ async function sendNow(event) {
   event.preventDefault();
   const form = event.target;
   try {
-    const result = await api("POST", "/prompts", { user_id: form.user_id.value.trim(), text: form.text.value });
+    const prompt = { user_id: form.user_id.value.trim(), text: form.text.value };
+    if (form.tenant.value.trim()) prompt.tenant = form.tenant.value.trim();
+    const result = await api("POST", "/prompts", prompt);
     $("send-result").textContent = `${result.status} (prompt ${result.prompt_id})`;
     form.text.value = "";
   } catch (err) { $("send-result").textContent = ""; showError(err); }
@@ -145,6 +148,7 @@ async function sendNow(event) {
 
 function campaignFromForm(form) {
   const spec = { name: form.name.value.trim() };
+  if (form.tenant.value.trim()) spec.tenant = form.tenant.value.trim();
   const audience = form.audience.value.trim();
   spec.audience = form.audience_kind.value === "users"
     ? { user_ids: audience.split(",").map((s) => s.trim()).filter(Boolean) }
@@ -250,19 +254,19 @@ async function refreshIntents(event) {
 const KNOWLEDGE = "/api/knowledge/documents";
 let knowledgeTimer = null;
 let lastUpload = null;  // { doc_id, name } of the latest upload from this page, reported until it settles
-const deleting = new Set();  // doc ids whose delete was accepted but that are still listed
+const deleting = new Set();  // documents (status URLs) whose delete was accepted but that are still listed
 
 function scheduleKnowledge(delay) {
   clearTimeout(knowledgeTimer);
   knowledgeTimer = sessionStorage.getItem(TOKEN_KEY) ? setTimeout(refreshKnowledge, delay) : null;
 }
 
-function knowledgeUrl(docId) {
-  return `${KNOWLEDGE}/${encodeURIComponent(docId)}`;
+function knowledgeUrl(doc) {
+  return doc.status_url || `${KNOWLEDGE}/${encodeURIComponent(doc.doc_id)}`;  // names the document's tenant
 }
 
 function describeDocStatus(doc) {
-  if (deleting.has(doc.doc_id)) return "deleting";
+  if (deleting.has(knowledgeUrl(doc))) return "deleting";
   return doc.status + (doc.error ? `: ${doc.error}` : "");
 }
 
@@ -279,15 +283,16 @@ async function refreshKnowledge() {
   let busy = false;
   try {
     const data = await authFetch("GET", `${KNOWLEDGE}?limit=1000`);
-    const listed = new Set(data.documents.map((d) => d.doc_id));
+    const listed = new Set(data.documents.map((d) => knowledgeUrl(d)));
     for (const id of [...deleting]) if (!listed.has(id)) deleting.delete(id);
     const body = $("knowledge-docs");
     body.replaceChildren();
     for (const doc of data.documents) {
       const del = el("button", { class: "secondary", onclick: () => deleteDocument(doc) }, "Delete");
-      if (deleting.has(doc.doc_id)) del.disabled = true;
+      if (deleting.has(knowledgeUrl(doc))) del.disabled = true;
+      const where = doc.tenant && doc.tenant !== "default" ? `${doc.tenant} / ${doc.doc_id}` : doc.doc_id;
       body.append(el("tr", { "data-doc-id": doc.doc_id },
-        el("td", {}, doc.title || doc.doc_id, el("br"), el("small", {}, doc.doc_id)),
+        el("td", {}, doc.title || doc.doc_id, el("br"), el("small", {}, where)),
         el("td", {}, doc.source), el("td", { class: `status-${doc.status}` }, describeDocStatus(doc)),
         el("td", {}, String(doc.chunk_count)), el("td", {}, fmtTime(doc.updated_at)), el("td", {}, del)));
       reportUpload(doc);
@@ -336,8 +341,8 @@ async function uploadDocument(event) {
 async function deleteDocument(doc) {
   if (!window.confirm(`Delete "${doc.title || doc.doc_id}" from the knowledge base?`)) return;
   try {
-    await authFetch("DELETE", knowledgeUrl(doc.doc_id));
-    deleting.add(doc.doc_id);
+    await authFetch("DELETE", knowledgeUrl(doc));
+    deleting.add(knowledgeUrl(doc));
     $("knowledge-error").textContent = "";
   } catch (err) {
     if (err.status !== 404) $("knowledge-error").textContent = String(err.message || err);  // 404: already gone
@@ -407,5 +412,10 @@ $("send-form").addEventListener("submit", sendNow);
 $("campaign-form").addEventListener("submit", createCampaign);
 $("intent-filter").addEventListener("submit", refreshIntents);
 $("knowledge-form").addEventListener("submit", uploadDocument);
+const fragmentToken = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fragmentToken) {
+  sessionStorage.setItem(TOKEN_KEY, fragmentToken);
+  history.replaceState(null, "", location.pathname);  // the token leaves the address bar and history
+}
 // After every script of the page ran (evidence.js registers its hooks), resume a signed-in session.
 window.addEventListener("DOMContentLoaded", () => { if (sessionStorage.getItem(TOKEN_KEY)) start(); });

@@ -1,19 +1,25 @@
 // Call page: WebRTC call to the voice agent, live transcript over a WebSocket, and a recording of the
 // agent's audio (window.__recordedAudio, base64 WAV) so automated tests can check what was heard.
+//
+// Who calls comes from a call token (README.md, Security): typed in, or given in the URL's fragment
+// (/#token=...: fragments never reach the server or its logs). Without one the server makes the call
+// anonymous and answers with a token for this call only. Tokens go in the Authorization header; the events
+// WebSocket, which cannot carry headers, opens with the single-use ticket the offer's answer holds.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const token = params.get("token");
-const state = { pc: null, ws: null, callId: null, recorder: null, agentItem: null };
+const fragment = new URLSearchParams(location.hash.slice(1));
+const state = { pc: null, ws: null, callId: null, recorder: null, agentItem: null, token: null };
 window.__callEvents = [];
 
-function authHeaders() {
-  return token ? { Authorization: `Bearer ${token}` } : {};
+if (fragment.get("token")) {
+  $("call-token").value = fragment.get("token");
+  history.replaceState(null, "", location.pathname + location.search);  // out of the address bar
 }
 
-function withToken(url) {
-  return token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url;
+function authHeaders() {
+  return state.token ? { Authorization: `Bearer ${state.token}` } : {};
 }
 
 function showError(message) {
@@ -133,9 +139,10 @@ function fmt(x) {
   return x === undefined ? "-" : `${x.toFixed(2)} s`;
 }
 
-function openEvents(callId) {
+function openEvents(callId, ticket) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(withToken(`${scheme}://${location.host}/api/calls/${callId}/events`));
+  const url = `${scheme}://${location.host}/api/calls/${callId}/events?ticket=${encodeURIComponent(ticket)}`;
+  const ws = new WebSocket(url);
   ws.onmessage = (m) => onEvent(JSON.parse(m.data));
   ws.onerror = () => showError("live events connection failed");
   return ws;
@@ -166,8 +173,11 @@ async function startCall() {
   showError("");
   $("call").disabled = true;
   setCallState("starting");
+  state.token = $("call-token").value.trim() || null;
   try {
-    const config = await (await fetch("/api/calls/config", { headers: authHeaders() })).json();
+    const configResponse = await fetch("/api/calls/config", { headers: authHeaders() });
+    const config = await configResponse.json();
+    if (!configResponse.ok) throw new Error(config.error || `call configuration refused (${configResponse.status})`);
     const mic = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
     });
@@ -190,11 +200,10 @@ async function startCall() {
     };
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc, 3000);
-    const userId = $("user-id").value.trim();
     const response = await fetch("/api/calls/offer", {
       method: "POST",
       headers: { "Content-Type": "application/json", ...authHeaders() },
-      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer", ...(userId ? { user_id: userId } : {}) }),
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer" }),
     });
     const answer = await response.json();
     if (response.status === 503 && answer.busy) {
@@ -204,9 +213,11 @@ async function startCall() {
       return;
     }
     if (!response.ok) throw new Error(answer.error || `offer rejected (${response.status})`);
+    if (answer.call_token) state.token = answer.call_token;  // anonymous: this call's own token
+    window.__callToken = state.token;
     state.callId = answer.call_id;
     window.__callId = answer.call_id;
-    state.ws = openEvents(answer.call_id);
+    state.ws = openEvents(answer.call_id, answer.events_ticket);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     $("hangup").disabled = false;
   } catch (err) {
@@ -217,8 +228,7 @@ async function startCall() {
 
 async function hangUp() {
   if (state.callId) {
-    await fetch(withToken(`/api/calls/${state.callId}/hangup`), { method: "POST", headers: authHeaders() })
-      .catch(() => {});
+    await fetch(`/api/calls/${state.callId}/hangup`, { method: "POST", headers: authHeaders() }).catch(() => {});
   }
   hangUpLocally("ended");
 }
@@ -245,6 +255,9 @@ function hangUpLocally(label) {
 
 $("call").addEventListener("click", startCall);
 $("hangup").addEventListener("click", hangUp);
-window.addEventListener("beforeunload", () => {
-  if (state.callId && state.pc) navigator.sendBeacon(withToken(`/api/calls/${state.callId}/hangup`));
+window.addEventListener("pagehide", () => {
+  // keepalive: the request outlives the page, and unlike sendBeacon it can carry the Authorization header
+  if (state.callId && state.pc) {
+    fetch(`/api/calls/${state.callId}/hangup`, { method: "POST", headers: authHeaders(), keepalive: true });
+  }
 });

@@ -13,6 +13,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from scheduler.campaigns import Campaign, CampaignSpec
+from server.http.guards import AdminGuard
+from server.security.admin_auth import AdminAuthenticator
+from server.security.call_tokens import CallTokens
 
 
 class CampaignAdmin(Protocol):
@@ -35,13 +38,22 @@ class CampaignAdmin(Protocol):
 
 class PromptSender(Protocol):
     async def send_prompt_now(
-        self, user_id: str, text: str | None = None, intent: str | None = None, ttl_s: int | None = None
+        self,
+        user_id: str,
+        text: str | None = None,
+        intent: str | None = None,
+        ttl_s: int | None = None,
+        tenant: str = "default",
     ) -> dict[str, Any]: ...
 
 
 class IntentResultSource(Protocol):
     def intent_results(
-        self, conversation_id: str | None = None, user_id: str | None = None, limit: int = 100
+        self,
+        conversation_id: str | None = None,
+        user_id: str | None = None,
+        limit: int = 100,
+        tenant: str | None = None,
     ) -> list[dict[str, Any]]: ...
 
 
@@ -66,11 +78,16 @@ class CallRecordSource(Protocol):
 
     async def get(self, call_id: str) -> Any: ...  # a CallRecord or None
 
-    async def recent(self, limit: int = 50, user_id: str | None = None) -> list[dict[str, Any]]: ...
+    async def recent(
+        self, limit: int = 50, user_id: str | None = None, tenant: str | None = None
+    ) -> list[dict[str, Any]]: ...
 
 
 @dataclass
 class AdminDeps:
+    """``guard``: who may call the API (the node's, with its failed-authentication limit; by default one
+    accepting ``admin_token`` only); ``call_tokens``: issues call tokens (``POST /call-tokens``)."""
+
     admin_token: str
     campaigns: CampaignAdmin
     prompts: PromptSender
@@ -80,6 +97,12 @@ class AdminDeps:
     load: LoadSource | None = None
     records: CallRecordSource | None = None  # stored calls, with each reply's grounding
     evaluations: Any = None  # ``server.http.admin.evaluations.EvaluationJobs`` when a knowledge base runs
+    guard: AdminGuard | None = None
+    call_tokens: CallTokens | None = None
+
+    def __post_init__(self) -> None:
+        if self.guard is None:
+            self.guard = AdminGuard(AdminAuthenticator(self.admin_token))
 
     @classmethod
     def from_scheduler(
@@ -92,6 +115,8 @@ class AdminDeps:
         load: LoadSource | None = None,
         records: CallRecordSource | None = None,
         evaluations: Any = None,
+        guard: AdminGuard | None = None,
+        call_tokens: CallTokens | None = None,
     ) -> AdminDeps:
         """Deps for a server that runs ``SchedulerService`` in-process (the embedded profile)."""
         return cls(
@@ -101,7 +126,9 @@ class AdminDeps:
             service.conversation_log,
             live_calls,
             latency,
-            load,
-            records,
-            evaluations,
+            load=load,
+            records=records,
+            evaluations=evaluations,
+            guard=guard,
+            call_tokens=call_tokens,
         )

@@ -99,6 +99,9 @@ class SendPromptRequest(BaseModel, extra="forbid"):
     """A prompt to send now: needs text to speak or an intent the agent phrases."""
 
     user_id: str = Field(min_length=1, max_length=200)
+    tenant: str | None = Field(
+        None, description="the user's tenant; a tenant's token: its own; default 'default'"
+    )
     text: str | None = Field(None, min_length=1, max_length=2000)
     intent: str | None = Field(None, min_length=1, max_length=200)
     ttl_s: int | None = Field(None, ge=1)
@@ -114,6 +117,7 @@ class SendPromptResult(BaseModel):
     prompt_id: str
     idempotency_key: str
     user_id: str
+    tenant: str
     status: Literal["published", "deferred", "dropped", "duplicate", "failed"]
     expires_at: datetime
 
@@ -186,3 +190,20 @@ class CallRecordView(BaseModel):
     turns: list[RecordedTurnView]
     interruptions: list[dict[str, Any]]
     live: bool
+
+
+class CallTokenRequest(BaseModel, extra="forbid"):
+    """Who the call token is for."""
+
+    user_id: str = Field(pattern=r"^[A-Za-z0-9_.:@+-]{1,128}$")
+    tenant: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="a tenant's token: its own; default 'default'"
+    )
+    ttl_s: int | None = Field(None, ge=10, description="default server.call_tokens.default_ttl_s")
+
+
+class CallTokenIssued(BaseModel):
+    token: str = Field(description="send as Authorization: Bearer <token> on the call endpoints")
+    user_id: str
+    tenant: str
+    expires_at: float = Field(description="unix time")

@@ -33,7 +33,8 @@ from server.http.admin.models import ErrorBody
 _ERRORS = {
     400: "invalid input",
     401: "missing or wrong admin token",
-    404: "not found",
+    403: "another tenant than the admin token's",
+    404: "not found (or of another tenant than the admin token's)",
     409: "not allowed now",
 }
 

@@ -1,14 +1,18 @@
-"""Admin API (``/api/admin``): campaigns, delivery status, intent results, live calls, send-now, latency.
+"""Admin API (``/api/admin``): campaigns, delivery status, intent results, live calls, send-now, latency,
+call tokens.
 
-Every route but ``openapi.json`` requires ``Authorization: Bearer <ServerConfig.admin_token>``. Errors are
-JSON ``{"error": ..., "details": [...]}``: 400 for invalid input, 401, 404 unknown campaign, 409 when a
-campaign cannot make the requested transition.
+Every route but ``openapi.json`` requires ``Authorization: Bearer <admin token>``: the global
+``server.admin_token``, or a token of ``server.tenant_admin_tokens`` that sees and changes only its tenant
+(lists are filtered to it, new campaigns, prompts and call tokens are made in it, another tenant's
+campaign is 404, asking for another tenant is 403). Errors are JSON ``{"error": ..., "details": [...]}``:
+400 for invalid input, 401, 403, 404 unknown campaign, 409 when a campaign cannot make the requested
+transition or call tokens cannot be issued (no ``server.call_tokens.secret``), 429 after too many wrong
+tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import inspect
 import json
 import logging
@@ -26,6 +30,8 @@ from server.http.admin.evaluations import evaluation_endpoints
 from server.http.admin.models import (
     CallRecordList,
     CallRecordView,
+    CallTokenIssued,
+    CallTokenRequest,
     CampaignDeliveries,
     CampaignList,
     CampaignView,
@@ -37,6 +43,7 @@ from server.http.admin.models import (
     SendPromptResult,
 )
 from server.http.admin.openapi import Endpoint, openapi_document
+from server.http.guards import admin_principal
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +56,6 @@ def _error(status: type[web.HTTPException], message: str, details: Any = None) -
     if details is not None:
         body["details"] = details
     return status(text=json.dumps(body), content_type="application/json")
-
-
-def _authenticated(token: str, handler: Handler) -> Handler:
-    expected = token.encode()
-
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        header = request.headers.get("Authorization", "")
-        given = header[7:].strip().encode() if header.lower().startswith("bearer ") else b""
-        # An empty configured token refuses everyone rather than letting everyone in.
-        if not expected or not hmac.compare_digest(expected, given):
-            raise _error(
-                web.HTTPUnauthorized, "admin token missing or wrong: send Authorization: Bearer <token>"
-            )
-        return await handler(request)
-
-    return wrapper
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -127,55 +118,68 @@ class AdminHandlers:
         except SchedulerError as exc:
             raise _error(web.HTTPBadRequest, str(exc)) from exc
 
+    def _campaign_of(self, request: web.Request, campaign: Campaign) -> Campaign:
+        if not admin_principal(request).sees(campaign.spec.tenant):  # another tenant's: not revealed
+            raise _error(web.HTTPNotFound, f"no campaign with id {campaign.id!r}")
+        return campaign
+
+    async def _campaign(self, request: web.Request) -> Campaign:
+        campaign = await self._call(self.deps.campaigns.get_campaign, request.match_info["campaign_id"])
+        return self._campaign_of(request, campaign)
+
     async def list_campaigns(self, request: web.Request) -> web.Response:
-        status = request.query.get("status")
-        campaigns = await self._call(self.deps.campaigns.list_campaigns, status)
-        return web.json_response({"campaigns": [await self._campaign_view(c) for c in campaigns]})
+        tenant = admin_principal(request).read_scope(request.query.get("tenant"))
+        campaigns = await self._call(self.deps.campaigns.list_campaigns, request.query.get("status"))
+        shown = [c for c in campaigns if tenant is None or c.spec.tenant == tenant]
+        return web.json_response({"campaigns": [await self._campaign_view(c) for c in shown]})
 
     async def create_campaign(self, request: web.Request) -> web.Response:
-        spec = _parse(CampaignSpec, await _json_body(request))
+        body = await _json_body(request)
+        requested = body.get("tenant") if isinstance(body, dict) else None
+        spec = _parse(CampaignSpec, body)
+        spec = spec.model_copy(update={"tenant": admin_principal(request).write_tenant(requested)})
         campaign = await self._call(self.deps.campaigns.create_campaign, spec)
         log.info("campaign created from admin API", extra={"campaign_id": campaign.id})
         return web.json_response(await self._campaign_view(campaign), status=201)
 
     async def get_campaign(self, request: web.Request) -> web.Response:
-        campaign = await self._call(self.deps.campaigns.get_campaign, request.match_info["campaign_id"])
-        return web.json_response(await self._campaign_view(campaign))
+        return web.json_response(await self._campaign_view(await self._campaign(request)))
 
     def _action(self, name: str) -> Handler:
         async def handler(request: web.Request) -> web.Response:
+            campaign = await self._campaign(request)
             fn = getattr(self.deps.campaigns, f"{name}_campaign")
-            campaign = await self._call(fn, request.match_info["campaign_id"])
-            return web.json_response(await self._campaign_view(campaign))
+            return web.json_response(await self._campaign_view(await self._call(fn, campaign.id)))
 
         return handler
 
     async def campaign_deliveries(self, request: web.Request) -> web.Response:
-        campaign_id = request.match_info["campaign_id"]
-        try:
-            rows = await self.deps.campaigns.campaign_deliveries(campaign_id)
-        except CampaignNotFound as exc:
-            raise _error(web.HTTPNotFound, str(exc)) from exc
-        return web.json_response({"campaign_id": campaign_id, "deliveries": rows})
+        campaign = await self._campaign(request)
+        rows = await self._call(self.deps.campaigns.campaign_deliveries, campaign.id)
+        return web.json_response({"campaign_id": campaign.id, "deliveries": rows})
 
     async def intent_results(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 100, 1, 1000)
+        tenant = admin_principal(request).read_scope(request.query.get("tenant"))
         rows = await self._call(
             self.deps.intents.intent_results,
             request.query.get("conversation_id"),
             request.query.get("user_id"),
             limit,
+            tenant,
         )
         return web.json_response({"intents": rows})
 
     async def conversation_intents(self, request: web.Request) -> web.Response:
         conversation_id = request.match_info["conversation_id"]
-        rows = await self._call(self.deps.intents.intent_results, conversation_id, None, 100)
+        tenant = admin_principal(request).read_scope(None)
+        rows = await self._call(self.deps.intents.intent_results, conversation_id, None, 100, tenant)
         return web.json_response({"conversation_id": conversation_id, "intents": rows})
 
     async def live_calls(self, request: web.Request) -> web.Response:
-        directory = self.deps.live_calls
-        calls = [call.snapshot() for call in directory.live()] if directory is not None else []
+        directory, principal = self.deps.live_calls, admin_principal(request)
+        snapshots = [call.snapshot() for call in directory.live()] if directory is not None else []
+        calls = [c for c in snapshots if principal.sees(c.get("tenant"))]
         load = self.deps.load.snapshot() if self.deps.load is not None else None
         return web.json_response({"calls": calls, "available": directory is not None, "load": load}, dumps=_dumps)
 
@@ -191,25 +195,33 @@ class AdminHandlers:
 
     async def call_records(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 50, 1, 500)
-        calls = await self._records().recent(limit, request.query.get("user_id") or None)
+        tenant = admin_principal(request).read_scope(request.query.get("tenant"))
+        calls = await self._records().recent(limit, request.query.get("user_id") or None, tenant)
         for call in calls:
             call["live"] = self._live_call(call["call_id"]) is not None
         return web.json_response({"calls": calls})
 
     async def call_record(self, request: web.Request) -> web.Response:
-        """A live call's record so far, else the stored one; each turn with its grounding."""
-        call_id = request.match_info["call_id"]
+        """A live call's record so far, else the stored one; each turn with its grounding. Another tenant's
+        call is not revealed to a scoped token."""
+        call_id, principal = request.match_info["call_id"], admin_principal(request)
         live = self._live_call(call_id)
         if live is not None:
-            return web.json_response(live.snapshot(), dumps=_dumps)
+            snapshot = live.snapshot()
+            if principal.sees(snapshot.get("tenant")):
+                return web.json_response(snapshot, dumps=_dumps)
+            raise _error(web.HTTPNotFound, f"no call record {call_id!r}")
         record = await self._records().get(call_id)
-        if record is None:
+        if record is None or not principal.sees(record.tenant):
             raise _error(web.HTTPNotFound, f"no call record {call_id!r}")
         return web.json_response({**record.to_dict(), "live": False}, dumps=_dumps)
 
     async def send_prompt(self, request: web.Request) -> web.Response:
         body = _parse(SendPromptRequest, await _json_body(request))
-        result = await self.deps.prompts.send_prompt_now(body.user_id, body.text, body.intent, body.ttl_s)
+        tenant = admin_principal(request).write_tenant(body.tenant)
+        result = await self.deps.prompts.send_prompt_now(
+            body.user_id, body.text, body.intent, body.ttl_s, tenant=tenant
+        )
         status = 202 if result.get("status") in ("published", "deferred") else 502
         return web.json_response(result, status=status)
 
@@ -217,6 +229,20 @@ class AdminHandlers:
         if self.deps.latency is None:
             raise _error(web.HTTPNotFound, "latency metrics are not available on this server")
         return web.json_response(self.deps.latency.latency_summary())
+
+    async def issue_call_token(self, request: web.Request) -> web.Response:
+        body = _parse(CallTokenRequest, await _json_body(request))
+        issuer = self.deps.call_tokens
+        if issuer is None or issuer.anonymous:
+            message = "server.call_tokens.secret is not set: this server runs anonymous calls only"
+            raise _error(web.HTTPConflict, message)
+        tenant = admin_principal(request).write_tenant(body.tenant)
+        try:
+            issued = issuer.issue(body.user_id, tenant, body.ttl_s)
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from exc
+        view = {"token": issued.token, "user_id": body.user_id, "tenant": tenant}
+        return web.json_response({**view, "expires_at": issued.expires_at}, status=201)
 
 
 def _dumps(value: Any) -> str:
@@ -253,7 +279,7 @@ def admin_endpoints(deps: AdminDeps) -> list[Endpoint]:
             h.create_campaign,
             "Create a campaign",
             (201, CampaignView, "the created campaign"),
-            (400, 401),
+            (400, 401, 403),
             request=CampaignSpec,
         ),
         Endpoint(
@@ -327,7 +353,7 @@ def admin_endpoints(deps: AdminDeps) -> list[Endpoint]:
                 SendPromptResult,
                 "published (or deferred); the RTC nodes deliver it; 502: the bus refused",
             ),
-            (400, 401),
+            (400, 401, 403),
             request=SendPromptRequest,
         ),
         Endpoint(
@@ -337,6 +363,15 @@ def admin_endpoints(deps: AdminDeps) -> list[Endpoint]:
             "Per-stage latency (count, mean, p50, p95) from this node's histograms",
             (200, LatencySummary, "latency summary"),
             (401, 404),
+        ),
+        Endpoint(
+            "POST",
+            "/call-tokens",
+            h.issue_call_token,
+            "Issue a short-lived call token for a user (what an integrator's backend may also sign itself)",
+            (201, CallTokenIssued, "the token"),
+            (400, 401, 403, 409),
+            request=CallTokenRequest,
         ),
     ]
 
@@ -354,10 +389,10 @@ def admin_routes(deps: AdminDeps, prefix: str = "/api/admin") -> list[web.RouteD
         )
     )
     document = openapi_document(endpoints, prefix)
+    guard = deps.guard
+    assert guard is not None  # AdminDeps makes one
     return [
-        web.route(
-            e.method, prefix + e.path, e.handler if e.public else _authenticated(deps.admin_token, e.handler)
-        )
+        web.route(e.method, prefix + e.path, e.handler if e.public else guard.wrap(e.handler))
         for e in endpoints
     ]
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
+from server.calls.identity import CallIdentity
 from server.calls.session import CallDeps, CallSession
 from server.transports.webrtc.signaling import rtc_configuration
 from server.transports.webrtc.tracks import OPUS_RATE, PacedAudioTrack, caller_audio, set_audio_receive_buffer
@@ -27,9 +29,19 @@ class WebRTCCall:
 
     kind = "webrtc"
 
-    def __init__(self, deps: CallDeps, user_id: str | None = None) -> None:
+    def __init__(
+        self,
+        deps: CallDeps,
+        user_id: str | None = None,
+        *,
+        identity: CallIdentity | None = None,
+        ice_servers: list[Any] | None = None,
+    ) -> None:
+        """``identity``: who the call is for (``CallSession``); ``ice_servers``: this call's own STUN/TURN
+        servers (ephemeral TURN credentials), else ``deps.ice_servers``."""
         self.deps = deps
-        self.session = CallSession(deps, user_id, output_rate=OPUS_RATE, transport=self)
+        self.ice_servers = ice_servers if ice_servers is not None else deps.ice_servers
+        self.session = CallSession(deps, user_id, output_rate=OPUS_RATE, transport=self, identity=identity)
         self.track = PacedAudioTrack(self.session.read_frame, OPUS_RATE)
         self.pc: RTCPeerConnection | None = None
 
@@ -39,7 +51,7 @@ class WebRTCCall:
 
     async def answer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
         """Answer a WebRTC offer (aiortc gathers ICE candidates before returning: no trickle)."""
-        pc = self.pc = RTCPeerConnection(rtc_configuration(self.deps.ice_servers))
+        pc = self.pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         pc.on("track", self._on_track)
         pc.on("connectionstatechange", self._on_connection_state)
         await pc.setRemoteDescription(offer)

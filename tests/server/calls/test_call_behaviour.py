@@ -28,7 +28,7 @@ from speech.config import STTConfig
 from speech.frames import AudioFrame
 from speech.stt.registry import create_stt
 from speech.vad import VadChunk
-from tests.server.caller import RTCCaller, synthesize_speech, word_recall
+from tests.server.caller import TEST_CALL_SECRET, RTCCaller, synthesize_speech, word_recall
 from tests.server.fakes import FakeConversation, fake_deps
 
 LONG_GREETING = " ".join(["Welcome to the voice agent test line, we are glad you called today."] * 3)
@@ -233,6 +233,7 @@ async def test_two_simultaneous_calls_keep_their_own_transcripts(tmp_path: Path)
     replies. Each call record holds only its own caller's words (recall >= 0.6 of its question, <= 0.25 of
     the other's: Whisper tiny on Opus audio), and each caller's event feed only its own transcript."""
     settings = Settings()
+    settings.server.call_tokens.secret = TEST_CALL_SECRET  # alice and bob call with their tokens
     deps = fake_deps(tmp_path, settings)
     deps.stt = create_stt(STTConfig())
     await deps.stt.warm_up()

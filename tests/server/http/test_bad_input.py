@@ -21,7 +21,7 @@ from aiortc import RTCPeerConnection
 from server.http.app import create_app
 from server.http.call_routes import MAX_OFFER_BYTES
 from server.settings import Settings
-from tests.server.caller import RTCCaller
+from tests.server.caller import RTCCaller, media_url
 from tests.server.fakes import fake_deps
 
 
@@ -48,6 +48,14 @@ async def _a_real_call_still_works(server: TestServer) -> None:
 
 def _ws_url(server: TestServer, path: str) -> str:
     return str(server.make_url(path)).replace("http://", "ws://")
+
+
+async def _ticketed(server: TestServer, http: aiohttp.ClientSession, call_id: str, token: str) -> str:
+    """A fresh single-use ticket URL for the call's events socket."""
+    url = server.make_url(f"/api/calls/{call_id}/tickets")
+    async with http.post(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+        ticket = (await resp.json())["ticket"]
+    return _ws_url(server, f"/api/calls/{call_id}/events?ticket={ticket}")
 
 
 async def test_offer_without_audio_is_rejected(server: TestServer) -> None:
@@ -87,9 +95,9 @@ async def test_events_socket_answers_garbage_with_errors(server: TestServer) -> 
     try:
         call_id = await caller.connect()
         await caller.reply_start(after=0.0, timeout=15)
-        url = _ws_url(server, f"/api/calls/{call_id}/events")
+        assert caller.token is not None
         async with aiohttp.ClientSession() as http:
-            async with http.ws_connect(url) as ws:
+            async with http.ws_connect(await _ticketed(server, http, call_id, caller.token)) as ws:
                 await ws.send_bytes(b"\x00\xff" * 100)
                 await ws.send_str("{not json")
                 await ws.send_str("[1, 2, 3]")
@@ -102,7 +110,9 @@ async def test_events_socket_answers_garbage_with_errors(server: TestServer) -> 
                         errors.append(event["error"])
                 assert "binary" in errors[0] and "not JSON" in errors[1]
                 assert all("hangup" in e for e in errors)
+            url = await _ticketed(server, http, call_id, caller.token)
             assert await _closed_by(http, url, "x" * (256 << 10)) == WSCloseCode.MESSAGE_TOO_BIG
+            url = await _ticketed(server, http, call_id, caller.token)
             assert await _closed_by(http, url, b"x" * (8 << 20)) == WSCloseCode.ABNORMAL_CLOSURE  # dropped
         record = await caller.record()
         assert record["live"] is True  # a watcher's garbage never ends the call
@@ -147,10 +157,9 @@ async def _media_errors(ws: aiohttp.ClientWebSocketResponse, count: int) -> list
 
 
 async def test_media_socket_answers_garbage_and_keeps_the_call(server: TestServer) -> None:
-    url = _ws_url(server, "/api/media/ws")
     start = {"streamSid": "MZ9", "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}
     async with aiohttp.ClientSession() as http:
-        async with http.ws_connect(url) as ws:
+        async with http.ws_connect(await media_url(server)) as ws:
             await ws.send_bytes(b"\x00\x01junk")
             await ws.send_str("{{{")
             await ws.send_str('"just a string"')
@@ -165,14 +174,15 @@ async def test_media_socket_answers_garbage_and_keeps_the_call(server: TestServe
             assert len(server.deps.registry) == 1  # type: ignore[attr-defined]
             await ws.send_json({"event": "stop"})
         for bad_start in ({"mediaFormat": {"encoding": "audio/ogg"}}, ["start"], {"customParameters": 5}):
-            async with http.ws_connect(url) as ws:
+            async with http.ws_connect(await media_url(server)) as ws:
                 await ws.send_json({"event": "start", "start": bad_start})
                 error = (await _media_errors(ws, 1))[0]
                 assert error, bad_start
                 assert (await asyncio.wait_for(ws.receive(), 5)).type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
         too_big = json.dumps({"event": "media", "media": {"payload": "/w==" * (200 << 10)}})  # 800 KiB
-        assert await _closed_by(http, url, too_big, start) == WSCloseCode.MESSAGE_TOO_BIG
-        assert await _closed_by(http, url, b"x" * (8 << 20), start) == WSCloseCode.ABNORMAL_CLOSURE
+        assert await _closed_by(http, await media_url(server), too_big, start) == WSCloseCode.MESSAGE_TOO_BIG
+        dropped = await _closed_by(http, await media_url(server), b"x" * (8 << 20), start)
+        assert dropped == WSCloseCode.ABNORMAL_CLOSURE
     for _ in range(50):
         if len(server.deps.registry) == 0:  # type: ignore[attr-defined]
             break

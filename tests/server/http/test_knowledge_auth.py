@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from knowledge.knowledge_base import KnowledgeBase
 from server.http.app import create_app, knowledge_routes
+from server.http.guards import Security
 from server.settings import load_settings
 from tests.server.fakes import fake_deps
 
@@ -29,9 +30,13 @@ async def test_upload_list_and_delete_need_the_admin_token(tmp_path: Path) -> No
             "VOICE_AGENT__KNOWLEDGE__EMBEDDED_PATH": str(tmp_path / "k.sqlite3"),
         }
     )
+    security = Security.from_settings(settings)
     async with KnowledgeBase(settings.knowledge) as kb:
         app = create_app(
-            settings, fake_deps(tmp_path, settings), extra_routes=knowledge_routes(kb, settings.server.admin_token)
+            settings,
+            fake_deps(tmp_path, settings),
+            extra_routes=knowledge_routes(kb, security),
+            security=security,
         )
         async with TestClient(TestServer(app)) as client:
             url = "/api/knowledge/documents"

@@ -27,5 +27,6 @@ class FakeSessionDirectory:
     def __init__(self, *calls: FakeLiveCall) -> None:
         self.calls = {c.user_id: c for c in calls}
 
-    def find_by_user(self, user_id: str) -> FakeLiveCall | None:
-        return self.calls.get(user_id)
+    def find_by_user(self, user_id: str, tenant: str = "default") -> FakeLiveCall | None:
+        call = self.calls.get(user_id)
+        return call if call is not None and getattr(call, "tenant", "default") == tenant else None

@@ -219,3 +219,55 @@ async def test_migration_keeps_calls_recorded_before_grounding(fresh_database: s
         assert {c["call_id"] for c in await store.recent(user_id="olga")} == {old.call_id, new.call_id}
     finally:
         store.close()
+
+
+async def test_records_carry_their_tenant(record_store: CallRecordStore) -> None:
+    user = f"ann-{uuid.uuid4().hex[:8]}"
+    acme, globex = (
+        CallRecord(f"a-{user}", "n", user, tenant="acme"),
+        CallRecord(f"g-{user}", "n", user, tenant="globex"),
+    )
+    for record in (acme, globex):
+        await record_store.save(record)
+    assert (await record_store.get(acme.call_id)).tenant == "acme"  # type: ignore[union-attr]
+    listed = await record_store.recent(user_id=user, tenant="globex")
+    assert [(c["call_id"], c["tenant"]) for c in listed] == [(globex.call_id, "globex")]
+    assert len(await record_store.recent(user_id=user)) == 2
+
+
+async def test_records_from_before_tenants_are_of_the_default_tenant(tmp_path: Path) -> None:
+    """A records file at migration 2 (no tenant column): migration 3 adds it, the rows get "default"."""
+    import json
+    import sqlite3
+    import time
+
+    path = tmp_path / "calls.sqlite3"
+    old = CallRecord("pre-tenant", "node-1", "olga")
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE call_records (call_id VARCHAR(64) PRIMARY KEY, user_id VARCHAR(200), node_id VARCHAR(200)"
+            " NOT NULL, started_at FLOAT NOT NULL, ended_at FLOAT, end_reason VARCHAR(64), body JSON NOT NULL);"
+            "CREATE TABLE schema_migrations (store VARCHAR(64), version INTEGER, name VARCHAR(200) NOT NULL,"
+            " applied_at FLOAT NOT NULL, PRIMARY KEY (store, version));"
+        )
+        for version in (1, 2):
+            db.execute(
+                "INSERT INTO schema_migrations VALUES ('call_records', ?, 'old', ?)", (version, time.time())
+            )
+        db.execute(
+            "INSERT INTO call_records VALUES (?, ?, ?, ?, NULL, NULL, ?)",
+            (
+                old.call_id,
+                old.user_id,
+                old.node_id,
+                old.started_at,
+                json.dumps({k: v for k, v in old.to_dict().items() if k != "tenant"}),
+            ),
+        )
+    store = open_call_record_store(path)
+    try:
+        record = await store.get("pre-tenant")
+        assert record is not None and record.tenant == "default" and record.user_id == "olga"
+        assert [c["tenant"] for c in await store.recent(tenant="default")] == ["default"]
+    finally:
+        store.close()

@@ -1,10 +1,12 @@
 """The dashboard in headless Chromium against a real admin API (scheduler + embedded bus in a thread).
 
-Signs in with the token, creates a campaign, pauses it, sends a prompt now and checks what the page shows
-and what reached the bus. With a real knowledge base (embedded store in a tmp dir, MiniLM embeddings) it
-uploads, lists and deletes documents through the page and checks what became searchable; it opens a
-recorded call and reads, per reply, how it was produced and the document sentences behind it; and it runs an
-evaluation from an uploaded question file and reads its progress, scores and failures.
+The page is served with the node's security headers (Content-Security-Policy: scripts and styles from the
+server only), so a script or style the CSP blocks shows up here as a page error. Signs in with the token
+(typed, or from the URL's fragment), creates a campaign, pauses it, sends a prompt now and checks what the
+page shows and what reached the bus. With a real knowledge base (embedded store in a tmp dir, MiniLM
+embeddings) it uploads, lists and deletes documents through the page and checks what became searchable; it
+opens a recorded call and reads, per reply, how it was produced and the document sentences behind it; and it
+runs an evaluation from an uploaded question file and reads its progress, scores and failures.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from server.calls.admission import CallAdmission
 from server.http.admin import AdminDeps, admin_routes, dashboard_routes
 from server.http.admin.evaluations import EvaluationJobs
 from server.http.app import knowledge_routes
+from server.http.guards import Security
 from server.node import conversation_factory
+from server.security.browser import security_headers
 from server.settings import Settings
 from server.storage.call_records import open_call_record_store
 from server.storage.delivery_ledger import open_delivery_ledger
@@ -75,7 +79,11 @@ class DashboardServer:
         self.service = SchedulerService(config, BusPromptPublisher(self.bus, "voice_proactive"), self.ledger)
         await self.service.start()
         self.records = open_call_record_store(self.db_path.with_suffix(".calls.sqlite3"))
-        app = web.Application()
+        settings = Settings()
+        settings.server.admin_token = TOKEN
+        settings.agent.memory_path = str(self.db_path.with_suffix(".memory.sqlite3"))
+        security = Security.from_settings(settings)
+        app = web.Application(middlewares=[security_headers])
         self.load = CallAdmission(max_calls=3)  # the node's lines: one taken, one caller refused
         self.load.try_admit("c1", "webrtc")
         self.load.max_calls = 1
@@ -86,9 +94,7 @@ class DashboardServer:
             self.kb = KnowledgeBase(self.knowledge)
             await self.kb.start()
             await self.kb.ingestor.wait_idle()
-            app.add_routes(knowledge_routes(self.kb, TOKEN))
-            settings = Settings()
-            settings.agent.memory_path = str(self.db_path.with_suffix(".memory.sqlite3"))
+            app.add_routes(knowledge_routes(self.kb, security))
             llm = await asyncio.to_thread(create_llm, settings.agent.llm)
             self.new_conversation = conversation_factory(
                 settings, llm, self.kb.retriever, None, self.kb.embedder
@@ -97,7 +103,12 @@ class DashboardServer:
             evaluations = EvaluationJobs(target)
         self.evaluations = evaluations
         deps = AdminDeps.from_scheduler(
-            self.service, TOKEN, load=self.load, records=self.records, evaluations=evaluations
+            self.service,
+            TOKEN,
+            load=self.load,
+            records=self.records,
+            evaluations=evaluations,
+            guard=security.admins,
         )
         app.add_routes(admin_routes(deps))
         app.add_routes(dashboard_routes())
@@ -398,3 +409,19 @@ def test_evaluation_from_the_knowledge_section(shop_dashboard: DashboardServer, 
         assert cells[0] == "How much is a charging port repair?" and cells[1] == "79"
         assert "59 dollars" in cells[2] and "fact missing" in cells[3] and "file:faq.md" in cells[4], cells
         assert errors == []
+
+
+def test_dashboard_signs_in_with_the_token_in_the_fragment(dashboard: DashboardServer, chromium: Any) -> None:
+    """The link the server prints when it generated its token: the page keeps the token in sessionStorage and
+    takes it out of the address bar; the fragment never reaches the server."""
+    with chromium.launch() as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(f"http://127.0.0.1:{dashboard.port}/admin/#token={TOKEN}")
+        page.wait_for_selector("#app:not([hidden])")
+        assert "#token" not in page.url and page.evaluate("sessionStorage.length") == 1
+        csp = page.evaluate("fetch('/admin/').then(r => r.headers.get('content-security-policy'))")
+        assert "script-src 'self'" in csp
+    assert not [e for e in errors if "Content Security Policy" in e], errors

@@ -25,10 +25,11 @@ from tests.server.caller import (
 )
 from tests.server.transports.webrtc.test_browser_call import (
     QUESTION,
-    _get,
     _run,
+    assert_ephemeral_turn_credentials,
     assert_heard_the_answer,
     assert_relayed_greeting_heard,
+    page_url,
     server,  # noqa: F401 - the same call server, one per module
 )
 
@@ -74,7 +75,7 @@ def _lines(tab: Tab, role: str) -> list[str]:
 
 
 def _call(tab: Tab, base_url: str) -> tuple[str, list[str], list[str], str]:
-    tab.navigate(base_url + "/")
+    tab.navigate(page_url(base_url))
     tab.click("#call")
     _wait(tab, "window.__callId !== undefined", timeout=30)
     call_id = str(tab.evaluate("window.__callId"))
@@ -111,8 +112,8 @@ def test_firefox_call_through_turn_relay(server: ServerProcess, firefox: Firefox
     silence = write_wav(tmp_path / "silence.wav", np.zeros(RATE, np.int16), RATE)
     with firefox.tab() as tab:
         tab.add_preload_script(microphone_playing(silence, lead_silence_s=0.0))
-        tab.navigate(server.base_url + "/?relay=1")
-        assert _get(f"{server.base_url}/api/calls/config")["iceServers"][0]["urls"][0].startswith("turn:")
+        tab.navigate(page_url(server.base_url, "?relay=1"))
+        assert_ephemeral_turn_credentials(server.base_url)
         tab.click("#call")
         _wait(tab, "window.__localCandidateType !== undefined", timeout=60)
         candidate = tab.evaluate("window.__localCandidateType")

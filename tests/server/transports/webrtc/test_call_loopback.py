@@ -15,7 +15,14 @@ from aiohttp.test_utils import TestServer
 from server.http.app import create_app
 from server.node import build_call_deps
 from server.settings import Settings
-from tests.server.caller import RTCCaller, synthesize_speech, transcribe, word_recall, words
+from tests.server.caller import (
+    TEST_CALL_SECRET,
+    RTCCaller,
+    synthesize_speech,
+    transcribe,
+    word_recall,
+    words,
+)
 
 pytestmark = [pytest.mark.slow]
 
@@ -25,6 +32,7 @@ QUESTION = "What is the capital of France?"
 @pytest.fixture
 async def live_server(tmp_path: Path):
     settings = Settings()
+    settings.server.call_tokens.secret = TEST_CALL_SECRET
     settings.storage.records = str(tmp_path / "calls.sqlite3")
     settings.server.rag = False
     settings.agent.memory_path = str(tmp_path / "memory.sqlite3")

@@ -11,12 +11,13 @@ from aiohttp.test_utils import TestServer
 from server.calls.session import CallSession
 from server.http.app import create_app
 from server.settings import Settings
-from tests.server.caller import RTCCaller, synthesize_speech
+from tests.server.caller import TEST_CALL_SECRET, RTCCaller, synthesize_speech
 from tests.server.fakes import fake_deps
 
 
 async def test_greeting_proactive_prompt_and_clean_hangup(tmp_path: Path) -> None:
     settings = Settings()
+    settings.server.call_tokens.secret = TEST_CALL_SECRET  # carol is a user: she calls with a token
     settings.server.call.proactive_pause_ms = 100
     deps = fake_deps(tmp_path, settings)
     connected: list[str] = []
