@@ -34,6 +34,8 @@ from agent.evaluation import (
     parse_cases,
 )
 from server.http.admin.openapi import Endpoint
+from server.http.guards import admin_principal
+from server.security.admin_auth import TenantForbidden
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +190,15 @@ class EvaluationHandlers:
             )
         return self.jobs
 
+    def _require_global(self, request: web.Request) -> EvaluationJobs:
+        """Evaluations run on the default tenant's agent and knowledge base: a token scoped to one tenant
+        must not read them (403), its documents are not what they measure."""
+        if not admin_principal(request).is_global:
+            raise TenantForbidden("evaluations need a global admin token (they run on the default tenant)")
+        return self._require_jobs()
+
     async def start(self, request: web.Request) -> web.Response:
-        jobs = self._require_jobs()
+        jobs = self._require_global(request)
         try:
             file_name, data = await _uploaded_file(request)
             job = jobs.start(file_name, data)
@@ -198,11 +207,11 @@ class EvaluationHandlers:
         return web.json_response(job.view(), status=202)
 
     async def list_jobs(self, request: web.Request) -> web.Response:
-        jobs = self._require_jobs()
+        jobs = self._require_global(request)
         return web.json_response({"evaluations": [job.view(failures=False) for job in jobs.recent()]})
 
     async def get(self, request: web.Request) -> web.Response:
-        job = self._require_jobs().get(request.match_info["job_id"])
+        job = self._require_global(request).get(request.match_info["job_id"])
         if job is None:
             return _json_error(404, "no such evaluation (only the last few are kept)")
         return web.json_response(job.view())
@@ -235,7 +244,7 @@ def evaluation_endpoints(jobs: EvaluationJobs | None) -> list[Endpoint]:
             "Run a question file (multipart/form-data, field 'file': YAML or CSV, agent/evaluation/README.md) "
             "through this node's agent and knowledge base, in the background",
             (202, EvaluationJobView, "the started job"),
-            (400, 401, 404, 409),
+            (400, 401, 403, 404, 409),
         ),
         Endpoint(
             "GET",
@@ -243,7 +252,7 @@ def evaluation_endpoints(jobs: EvaluationJobs | None) -> list[Endpoint]:
             h.list_jobs,
             "Recent evaluation jobs, newest first",
             (200, EvaluationJobList, "jobs"),
-            (401, 404),
+            (401, 403, 404),
         ),
         Endpoint(
             "GET",
@@ -251,6 +260,6 @@ def evaluation_endpoints(jobs: EvaluationJobs | None) -> list[Endpoint]:
             h.get,
             "One evaluation job: progress, then scores and failures",
             (200, EvaluationJobView, "the job"),
-            (401, 404),
+            (401, 403, 404),
         ),
     ]

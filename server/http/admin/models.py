@@ -137,6 +137,7 @@ class LatencySummary(BaseModel):
 class CallRecordSummary(BaseModel):
     call_id: str
     user_id: str | None = None
+    tenant: str = "default"
     node_id: str
     started_at: float
     ended_at: float | None = None
@@ -183,6 +184,7 @@ class CallRecordView(BaseModel):
     call_id: str
     node_id: str
     user_id: str | None = None
+    tenant: str = "default"
     started_at: float
     ended_at: float | None = None
     end_reason: str | None = None

@@ -331,8 +331,8 @@ def admin_endpoints(deps: AdminDeps) -> list[Endpoint]:
             h.call_records,
             "Recorded calls, newest first (summaries)",
             (200, CallRecordList, "calls"),
-            (400, 401, 404),
-            query={"user_id": "string", "limit": "integer"},
+            (400, 401, 403, 404),
+            query={"user_id": "string", "limit": "integer", "tenant": "string"},
         ),
         Endpoint(
             "GET",

@@ -233,3 +233,31 @@ async def test_call_records_and_knowledge_documents_by_tenant(tmp_path: Path) ->
             left = await (await client.get("/api/knowledge/documents", headers=GLOBAL)).json()
             assert [(d["doc_id"], d["tenant"]) for d in left["documents"]] == [("hours", "globex")]
     deps.records.close()
+
+
+async def test_admin_call_records_and_evaluations_by_tenant(tmp_path: Path) -> None:
+    """The dashboard's call view (``/api/admin/call-records``) shows a scoped token its tenant's calls only;
+    evaluations (run on the default tenant's agent) need the global token."""
+    from server.storage.call_records import open_call_record_store
+
+    records = open_call_record_store(tmp_path / "calls.sqlite3")
+    for call_id, tenant in (("call-acme", "acme"), ("call-globex", "globex")):
+        await records.save(CallRecord(call_id, "n", "ann", tenant=tenant))
+    guard = AdminGuard(AdminAuthenticator("global-admin-token", TENANT_TOKENS))
+    deps = AdminDeps(
+        "unused", campaigns=None, prompts=None, intents=None, records=records, guard=guard  # type: ignore[arg-type]
+    )
+    app = web.Application()
+    app.add_routes(admin_routes(deps))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        listed = await (await client.get("/api/admin/call-records", headers=ACME)).json()
+        assert [(c["call_id"], c["tenant"]) for c in listed["calls"]] == [("call-acme", "acme")]
+        assert (await client.get("/api/admin/call-records?tenant=globex", headers=ACME)).status == 403
+        assert (await client.get("/api/admin/call-records/call-globex", headers=ACME)).status == 404
+        assert (await client.get("/api/admin/call-records/call-acme", headers=ACME)).status == 200
+        everyone = await (await client.get("/api/admin/call-records", headers=GLOBAL)).json()
+        assert sorted(c["call_id"] for c in everyone["calls"]) == ["call-acme", "call-globex"]
+        assert (await client.get("/api/admin/call-records/call-globex", headers=GLOBAL)).status == 200
+        assert (await client.get("/api/admin/evaluations", headers=ACME)).status == 403
+        assert (await client.get("/api/admin/evaluations", headers=GLOBAL)).status == 404  # no knowledge base
+    records.close()
