@@ -24,7 +24,7 @@ from server.proactive import ProactivePromptConsumer
 from server.proactive.held_prompts import HeldPromptGreeting
 from server.settings import Settings
 from server.storage.delivery_ledger import open_delivery_ledger
-from tests.server.caller import RTCCaller
+from tests.server.caller import TEST_CALL_SECRET, RTCCaller, media_url, mint_call_token
 from tests.server.fakes import fake_deps
 
 
@@ -39,6 +39,7 @@ async def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[n
 async def node(tmp_path: Path):  # type: ignore[no-untyped-def]
     """One node with max_calls=1, its proactive consumer and held-prompt greeting on a real ledger."""
     settings = Settings()
+    settings.server.call_tokens.secret = TEST_CALL_SECRET  # known callers: a held prompt finds its user
     deps = fake_deps(tmp_path, settings)
     deps.admission = CallAdmission(max_calls=1, retry_after_s=7)
     bus = EmbeddedBus()
@@ -66,13 +67,17 @@ async def test_a_full_node_refuses_offers_and_gateways_and_takes_calls_again_whe
     with pytest.raises(RuntimeError, match=r"503.*all lines are busy"):
         await refused.connect()
     offer = {"sdp": refused.pc.localDescription.sdp, "type": "offer"}
-    async with aiohttp.ClientSession() as http, http.post(f"{base}/api/calls/offer", json=offer) as resp:
+    headers = {"Authorization": f"Bearer {mint_call_token('ben')}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{base}/api/calls/offer", json=offer, headers=headers) as resp,
+    ):
         assert resp.status == 503 and resp.headers["Retry-After"] == "7"
         body = await resp.json()
         assert body["busy"] is True and body["retry_after_s"] == 7
     await refused.hangup()
 
-    url = base.replace("http://", "ws://") + "/api/media/ws"
+    url = await media_url(server, mint_call_token("eve"))
     async with websockets.connect(url) as ws:  # node-wide: the WebSocket transport counts the same lines
         await ws.send(json.dumps({"event": "start", "start": {"streamSid": "S1"}}))
         error = json.loads(await asyncio.wait_for(ws.recv(), 5))

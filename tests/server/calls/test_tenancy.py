@@ -53,8 +53,10 @@ async def test_a_conversation_reads_its_tenant_only(tmp_path: Path) -> None:
     seed.memory.add_fact("ann", "The user's account is A-1.")
 
     globex = make("ann", Control(CallIdentity("ann", "globex")))
+    await globex.recall()  # memory is read off the event loop when the call starts
     assert globex.memory.tenant == "globex" and globex._remembered.facts == []
     acme = make("ann", Control(CallIdentity("ann", "acme")))
+    await acme.recall()
     assert acme._remembered.facts == ["The user's account is A-1."]
     await acme.retriever.retrieve("opening hours", filters={"tenant": "globex"})
     assert retriever.filters == [{"tenant": "acme"}]

@@ -116,8 +116,8 @@ async def test_a_call_ended_by_the_server_closes_the_gateway_socket(tmp_path: Pa
     deps = fake_deps(tmp_path, settings)
     server = TestServer(create_app(settings, deps), host="127.0.0.1")
     await server.start_server()
-    url = str(server.make_url("/api/media/ws")).replace("http://", "ws://")
     try:
+        url = await media_url(server)  # anonymous mode: a ticket without a call token
         async with websockets.connect(url) as ws:
             start = {"streamSid": "MZ2", "customParameters": {"user_id": "erin"}}
             await ws.send(json.dumps({"event": "start", "start": start}))
