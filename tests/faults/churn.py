@@ -22,12 +22,12 @@ from tests.server.caller import RTCCaller, ServerProcess, synthesize_speech
 QUESTION = "Could you tell me something nice about the weather today?"
 
 
-def churn_node(workdir: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
+def churn_node(workdir: Path, extra_env: dict[str, str] | None = None, max_calls: int = 16) -> ServerProcess:
     """A node for churn: no greeting (each call goes straight to its turn), replies from the model itself
     (grounding off, so every turn runs STT, the LLM and TTS), short replies."""
     env = {
         "VOICE_AGENT__SERVER__CALL__GREETING": "false",
-        "VOICE_AGENT__SERVER__MAX_CALLS": "16",
+        "VOICE_AGENT__SERVER__MAX_CALLS": str(max_calls),
         "VOICE_AGENT__AGENT__GROUNDING__ENABLED": "false",
         "VOICE_AGENT__AGENT__LLM__MAX_TOKENS": "32",
         "VOICE_AGENT__AGENT__FIRST_TOKEN_TIMEOUT_S": "20",
