@@ -110,3 +110,35 @@ async def test_admin_bodies(admin: tuple[TestClient, list[Any], SchedulerService
         await _check(await client.post(path, data=json.dumps(body), headers=AUTH))
     resp = await client.post("/api/admin/campaigns", json=campaign_body(), headers=AUTH)
     assert resp.status == 201, await resp.text()
+
+
+def _media_messages() -> st.SearchStrategy[list[Any]]:
+    start = {"event": "start", "start": {"streamSid": "S1", "customParameters": {"user_id": "ann"},
+                                         "mediaFormat": {"encoding": "audio/l16", "sampleRate": 8000}}}
+    media = {"event": "media", "media": {"payload": "AAAAAAAAAAA="}}
+    nested_start = st.builds(lambda inner: {"event": "start", "start": inner}, mutated(start["start"]))
+    nested_format = st.builds(
+        lambda fmt: {"event": "start", "start": {"streamSid": "S2", "mediaFormat": fmt}},
+        mutated(start["start"]["mediaFormat"]) | json_values,
+    )
+    one = mutated(start) | nested_start | nested_format | mutated(media) | json_values | st.just({"event": "stop"})
+    return st.lists(one | st.just(media), min_size=1, max_size=5)
+
+
+async def test_media_websocket_messages(server: tuple[TestServer, str], caplog: pytest.LogCaptureFixture) -> None:
+    """A gateway's hostile messages get an error event or a close, never an unhandled exception in the
+    handler (aiohttp logs those as 'Error handling request')."""
+    test_server, _ = server
+    url = str(test_server.make_url("/api/media/ws")).replace("http://", "ws://")
+    sequences = examples(_media_messages())
+    async with aiohttp.ClientSession() as http:
+        for messages in sequences:
+            async with http.ws_connect(url) as ws:
+                for message in messages:
+                    if ws.closed:
+                        break
+                    await ws.send_str(json.dumps(message))
+                await ws.close()
+    crashes = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") and r.name.startswith("aiohttp")]
+    assert not crashes, [r.getMessage() + str(r.exc_info and r.exc_info[1]) for r in crashes[:3]]
+    await _a_real_call_still_works(test_server)
