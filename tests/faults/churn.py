@@ -44,6 +44,7 @@ class ChurnResult:
     baseline: dict[str, Any] = field(default_factory=dict)
     end: dict[str, Any] = field(default_factory=dict)
     rss_growth_mb: float = 0.0
+    rss_mb_series: list[float] = field(default_factory=list)  # after each fifth of the churn: a plateau or a slope
     fds_leaked: int = 0
     tasks_leaked: int = 0
     threads_leaked: int = 0
@@ -111,7 +112,13 @@ async def churn(base_url: str, calls: int, concurrency: int = 3, warmup: int = 1
     await run_calls(base_url, speech, warmup, concurrency, 0, result)
     await asyncio.sleep(2)
     baseline = await idle_stats(base_url)
-    replies = await run_calls(base_url, speech, calls, concurrency, warmup, result)
+    replies: list[float] = []
+    done = 0
+    for part in range(5):  # RSS after each fifth tells warm-up (a plateau) from a leak (a slope)
+        count = calls * (part + 1) // 5 - done
+        replies += await run_calls(base_url, speech, count, concurrency, warmup + done, result)
+        done += count
+        result.rss_mb_series.append(round((await node_stats(base_url)).rss_mb, 1))
     end = await idle_stats(base_url, baseline)
     leaked = end.leaked_since(baseline)
     result.baseline, result.end = asdict(baseline), asdict(end)
