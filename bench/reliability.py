@@ -89,6 +89,8 @@ async def overload(base_url: str, max_calls: int) -> dict[str, Any]:
 
 async def run_faults(names: list[str], workdir: Path) -> list[FaultReport]:
     reports: list[FaultReport] = []
+    for name in names:
+        (workdir / name).mkdir(parents=True)
     if "broker" in names:
         from tests.faults.services import OwnBroker
         from tests.faults.test_broker_faults import (
@@ -109,25 +111,22 @@ async def run_faults(names: list[str], workdir: Path) -> list[FaultReport]:
         from tests.faults.services import OwnPostgres
         from tests.faults.test_database_faults import run_database_restart
 
-        pg = OwnPostgres()
-        await asyncio.to_thread(pg.start)
-        try:
-            (workdir / "database").mkdir()
-            reports.append(await _safely("database restart", run_database_restart(pg, workdir / "database")))
-        finally:
-            await asyncio.to_thread(pg.destroy)
+        reports.append(await _on_own(OwnPostgres(), workdir / "database", run_database_restart))
     if "ollama" in names:
         from tests.faults.services import OwnOllama
         from tests.faults.test_model_server_faults import run_ollama_kill_mid_reply
 
-        ollama = OwnOllama()
-        await asyncio.to_thread(ollama.start)
-        try:
-            (workdir / "ollama").mkdir()
-            reports.append(await _safely("ollama kill", run_ollama_kill_mid_reply(ollama, workdir / "ollama")))
-        finally:
-            await asyncio.to_thread(ollama.destroy)
+        reports.append(await _on_own(OwnOllama(), workdir / "ollama", run_ollama_kill_mid_reply))
     return reports
+
+
+async def _on_own(service: Any, workdir: Path, scenario: Any) -> FaultReport:
+    """``scenario(service, workdir)`` on a service of its own, started here and destroyed after."""
+    await asyncio.to_thread(service.start)
+    try:
+        return await _safely(scenario.__name__, scenario(service, workdir))
+    finally:
+        await asyncio.to_thread(service.destroy)
 
 
 async def _safely(name: str, scenario: Any) -> FaultReport:
