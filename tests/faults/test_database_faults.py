@@ -46,6 +46,9 @@ async def run_database_restart(pg: OwnPostgres, workdir: Path, outage_s: float =
     for field in ("records", "delivery_ledger"):
         setattr(settings.storage, field, pg.dsn)
     settings.storage.connect_timeout_s = 2
+    # The bus's own redeliveries must not bridge the outage (its defaults span ~25 s): the ledger's
+    # waiting it out must. Before that fix, these two attempts failed and the prompt was dead-lettered.
+    settings.bus.max_attempts, settings.bus.retry_backoff_s = 2, 0.5
     settings.storage.statement_timeout_s = 5
     settings.scheduler.jobstore_url = pg.dsn
     settings.scheduler.connect_timeout_s, settings.scheduler.statement_timeout_s = 2, 5
