@@ -65,7 +65,8 @@ def times_spoken(record: dict[str, Any], text: str) -> int:
 
 
 def spoken_in(record: dict[str, Any], text: str) -> bool:
-    """The call record holds ``text`` as a proactive line heard to the end."""
+    """The call record holds ``text`` as a proactive line not cut off. A line still playing looks the same:
+    wait for the ledger's ``delivered`` (set once it was heard to the end) before relying on it."""
     return times_spoken(record, text) > 0
 
 

@@ -103,7 +103,9 @@ async def run_broker_kill_mid_call(d: BrokerDeployment) -> FaultReport:
     status, first = await d.admin("POST", "/prompts", {"user_id": user, "text": BEFORE_TEXT})
     keys = [first["idempotency_key"]]
     report.checks["prompt before the crash published"] = status == 202
-    await until(lambda: _status_is(d.node, keys[0], "delivered"), 60)
+    report.checks["prompt before the crash spoken"] = (
+        await until(lambda: _status_is(d.node, keys[0], "delivered"), 60) is not None
+    )
     await caller.wait_quiet(1.0, timeout=60)
 
     down_at = time.monotonic()
@@ -117,8 +119,8 @@ async def run_broker_kill_mid_call(d: BrokerDeployment) -> FaultReport:
     back_at = await _restart_broker(d.broker)
     report.outage_s = back_at - down_at
 
-    async def spoken() -> bool:
-        return spoken_in(await caller.record(), MID_CALL_TEXT)
+    async def spoken() -> bool:  # to its end: the ledger says delivered once the line was heard out
+        return await _status_is(d.node, keys[1], "delivered") and spoken_in(await caller.record(), MID_CALL_TEXT)
 
     waited = await until(spoken, 120)
     report.recovery_s = waited
