@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hypothesis  # noqa: F401 - imported before assertion rewriting: on 3.11 a late import can crash it
+
 pytest_plugins = sorted(
     f"tests.fixtures.{p.stem}" for p in (Path(__file__).parent / "fixtures").glob("*.py") if p.stem != "__init__"
 )

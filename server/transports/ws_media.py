@@ -170,12 +170,15 @@ class MediaStreamCall:
 
     async def _start(self, start: dict[str, Any]) -> bool:
         fmt = start.get("mediaFormat") or {}
+        if not isinstance(fmt, dict):
+            await self._error("'start.mediaFormat' must be an object with 'encoding' and 'sampleRate'")
+            return False
         try:
             self.format = MediaFormat(
                 str(fmt.get("encoding", "audio/x-mulaw")), int(fmt.get("sampleRate", 8000))
             )
-        except (ValueError, TypeError) as exc:
-            await self.ws.send_json({"event": "error", "error": str(exc)})
+        except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: a sampleRate of 1e999
+            await self._error(str(exc))
             return False
         params = start.get("customParameters") or {}
         if not isinstance(params, dict):

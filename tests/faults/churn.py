@@ -22,12 +22,12 @@ from tests.server.caller import RTCCaller, ServerProcess, synthesize_speech
 QUESTION = "Could you tell me something nice about the weather today?"
 
 
-def churn_node(workdir: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
+def churn_node(workdir: Path, extra_env: dict[str, str] | None = None, max_calls: int = 16) -> ServerProcess:
     """A node for churn: no greeting (each call goes straight to its turn), replies from the model itself
     (grounding off, so every turn runs STT, the LLM and TTS), short replies."""
     env = {
         "VOICE_AGENT__SERVER__CALL__GREETING": "false",
-        "VOICE_AGENT__SERVER__MAX_CALLS": "16",
+        "VOICE_AGENT__SERVER__MAX_CALLS": str(max_calls),
         "VOICE_AGENT__AGENT__GROUNDING__ENABLED": "false",
         "VOICE_AGENT__AGENT__LLM__MAX_TOKENS": "32",
         "VOICE_AGENT__AGENT__FIRST_TOKEN_TIMEOUT_S": "20",
@@ -44,6 +44,7 @@ class ChurnResult:
     baseline: dict[str, Any] = field(default_factory=dict)
     end: dict[str, Any] = field(default_factory=dict)
     rss_growth_mb: float = 0.0
+    rss_mb_series: list[float] = field(default_factory=list)  # after each fifth of the churn: a plateau or a slope
     fds_leaked: int = 0
     tasks_leaked: int = 0
     threads_leaked: int = 0
@@ -111,7 +112,13 @@ async def churn(base_url: str, calls: int, concurrency: int = 3, warmup: int = 1
     await run_calls(base_url, speech, warmup, concurrency, 0, result)
     await asyncio.sleep(2)
     baseline = await idle_stats(base_url)
-    replies = await run_calls(base_url, speech, calls, concurrency, warmup, result)
+    replies: list[float] = []
+    done = 0
+    for part in range(5):  # RSS after each fifth tells warm-up (a plateau) from a leak (a slope)
+        count = calls * (part + 1) // 5 - done
+        replies += await run_calls(base_url, speech, count, concurrency, warmup + done, result)
+        done += count
+        result.rss_mb_series.append(round((await node_stats(base_url)).rss_mb, 1))
     end = await idle_stats(base_url, baseline)
     leaked = end.leaked_since(baseline)
     result.baseline, result.end = asdict(baseline), asdict(end)
