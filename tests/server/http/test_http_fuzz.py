@@ -21,6 +21,7 @@ from scheduler.service import SchedulerService
 from server.http.app import create_app
 from server.settings import Settings
 from tests.fuzzing import json_values, mutated
+from tests.server.caller import media_url
 from tests.server.fakes import fake_deps
 from tests.server.http.admin.test_admin_api import AUTH, campaign_body
 from tests.server.http.admin.test_admin_api import setup as admin  # noqa: F401 - the fixture
@@ -35,6 +36,7 @@ FUZZ = settings(
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[tuple[TestServer, str]]:
     settings_ = Settings()
+    settings_.server.rate_limits.enabled = False  # hundreds of offers from one client: the limiter has its own tests
     deps = fake_deps(tmp_path, settings_)
     server = TestServer(create_app(settings_, deps), host="127.0.0.1")
     await server.start_server()
@@ -95,7 +97,8 @@ async def test_offer_endpoint(server: tuple[TestServer, str]) -> None:
             async with http.post(url, data=json.dumps(body)) as resp:
                 answer = await _check(resp)
             if resp.status == 200:  # an offer that still made sense got a call: end it
-                await http.post(f"{base}/api/calls/{answer['call_id']}/hangup")
+                headers = {"Authorization": f"Bearer {answer['call_token']}"}  # anonymous: the call's own token
+                await http.post(f"{base}/api/calls/{answer['call_id']}/hangup", headers=headers)
     await _a_real_call_still_works(test_server)
 
 
@@ -129,10 +132,10 @@ async def test_media_websocket_messages(server: tuple[TestServer, str], caplog: 
     """A gateway's hostile messages get an error event or a close, never an unhandled exception in the
     handler (aiohttp logs those as 'Error handling request')."""
     test_server, _ = server
-    url = str(test_server.make_url("/api/media/ws")).replace("http://", "ws://")
     sequences = examples(_media_messages())
     async with aiohttp.ClientSession() as http:
         for messages in sequences:
+            url = await media_url(test_server)  # a single-use ticket per connection (anonymous mode)
             async with http.ws_connect(url) as ws:
                 for message in messages:
                     if ws.closed:

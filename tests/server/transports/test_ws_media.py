@@ -119,7 +119,7 @@ async def test_a_call_ended_by_the_server_closes_the_gateway_socket(tmp_path: Pa
     try:
         url = await media_url(server)  # anonymous mode: a ticket without a call token
         async with websockets.connect(url) as ws:
-            start = {"streamSid": "MZ2", "customParameters": {"user_id": "erin"}}
+            start = {"streamSid": "MZ2"}
             await ws.send(json.dumps({"event": "start", "start": start}))
             started = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert started["event"] == "start"
