@@ -175,7 +175,9 @@ class TurnTaker:
         text = event.text.strip()
         flight = self._active_flight()
         if not text:
-            if flight is not None:
+            if flight is not None and not flight.committed:
+                await self._discard(flight)  # the words guessed at the pause were not said after all
+            elif flight is not None:
                 flight.release()  # a breath, a click: nothing was said, the reply goes on
             return
         if flight is not None and flight.committed and classify_barge_in(text) is BargeInKind.BACKCHANNEL:

@@ -189,7 +189,9 @@ async def test_speculative_reply_is_discarded_when_the_caller_goes_on() -> None:
     await wait_until(lambda: len(h.results) == 1)
     assert h.conversation.heard == ["I'd like to book a table for", "I'd like to book a table for four."]
     assert h.results[0].user_text == "I'd like to book a table for four."
-    assert [d["text"] for k, d in h.events if k == "final_transcript"] == ["I'd like to book a table for four."]
+    assert [d["text"] for k, d in h.events if k == "final_transcript"] == [
+        "I'd like to book a table for four."
+    ]
     assert h.turns.speculative_replies == {"started": 2, "used": 1, "discarded": 1}
     await h.close()
 
@@ -228,4 +230,19 @@ async def test_wait_for_pause_never_talks_over_the_caller(pause_s: float) -> Non
     await h.turns.handle(SpeechStopped(1.0))
     assert await waiter is True
     assert time.monotonic() - stopped >= pause_s - 0.01
+    await h.close()
+
+
+async def test_a_speculation_whose_final_has_no_words_is_dropped_and_frees_the_voice() -> None:
+    """The caller's pause was guessed as words but the whole turn transcribed empty (a filtered
+    hallucination): the prepared reply is retracted, never spoken, and does not keep the agent's voice (a
+    proactive prompt after it is said). Before, the uncommitted reply held the speech lock until the caller
+    spoke again."""
+    h = Harness(FakeConversation("Sure."), FakeTTS())
+    await h.turns.handle(speculative("Thank you for"))
+    await wait_until(lambda: h.tts.spoken == ["Sure."])
+    await h.turns.handle(final(""))
+    assert h.conversation.retracted == ["Thank you for"]
+    assert await asyncio.wait_for(h.turns.say("Is there anything else?", "proactive"), 5) is True
+    assert h.results == [] and h.turns.speculative_replies == {"started": 1, "used": 0, "discarded": 1}
     await h.close()
