@@ -70,6 +70,8 @@ class Conversation:
             )
         self.selector = EvidenceSelector.for_config(config.grounding, embedder)
         self._last_question: Question | None = None  # the topic a follow-up ("and on Sundays?") refers to
+        # What ``retract_last_turn`` restores: transcript length, last turn and question before the turn.
+        self._before_turn: tuple[int, TurnRecord | None, Question | None] | None = None
 
     # -- public API -------------------------------------------------------------------------------------------
 
@@ -112,8 +114,19 @@ class Conversation:
         if self.last_turn is not None:
             self.last_turn.interrupted = True
 
+    def retract_last_turn(self) -> None:
+        """Forget the latest ``respond()`` as if it never happened: its reply was prepared before the caller's
+        turn had ended (speculatively) or superseded before the caller heard a word of it, and the caller went
+        on. Facts it stored in memory stay (the caller did say them)."""
+        if self._before_turn is None:
+            return
+        length, self.last_turn, self._last_question = self._before_turn
+        del self.transcript[length:]
+        self._before_turn = None
+
     async def respond(self, user_text: str) -> AsyncIterator[str]:
         """Stream the agent's reply to ``user_text`` as speakable text deltas. Never raises AgentError."""
+        self._before_turn = (len(self.transcript), self.last_turn, self._last_question)
         turn = TurnRecord(user_text=user_text)
         self.last_turn = turn
         self.transcript.append(Utterance("user", user_text, "user"))

@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 
 from server.calls import metrics
 from server.calls.admission import CallAdmission
+from server.calls.barge_in import caller_barge_in, is_backchannel_turn
 from server.calls.clock import StreamClock
 from server.calls.controls import ControlEvent, Hangup
 from server.calls.conversation_events import ConversationEventPublisher
@@ -39,7 +40,7 @@ from server.calls.turn_taking import DEFAULT_APOLOGY, ReplyConversation, TurnRes
 from server.config import CallConfig
 from speech.bargein import BargeInDetector
 from speech.config import SpeechConfig
-from speech.events import FinalTranscript
+from speech.events import FinalTranscript, SpeculativeTranscript
 from speech.frames import AudioFrame
 from speech.listener import TurnListener
 from speech.stt.base import SpeechToText
@@ -157,15 +158,10 @@ class CallSession:
 
     def listen(self, frames: AsyncIterator[AudioFrame]) -> None:
         """Start hearing the caller: ``frames`` is the caller's audio (any rate) until the call ends."""
-        barge_in = BargeInDetector(
-            self.audio.controller,
-            self.deps.speech.barge_in,
-            threshold=self.deps.speech.vad.threshold,
-            on_barge_in=self.turns.on_barge_in,
-        )
+        barge_in = caller_barge_in(self.deps.speech, self.deps.stt, self.audio, self.turns)
         listener = TurnListener(self.deps.stt, self.deps.speech, on_vad=barge_in.on_vad)
         self._spawn(self._feed_listener(frames, listener), "caller-audio")
-        self._spawn(self._follow_turns(listener), "turns")
+        self._spawn(self._follow_turns(listener, barge_in), "turns")
 
     def connected(self) -> None:
         """Media flows both ways: greet the caller (once) and run the on_call_connected hooks."""
@@ -268,9 +264,14 @@ class CallSession:
         finally:
             await listener.close(wait_for_final=False)
 
-    async def _follow_turns(self, listener: TurnListener) -> None:
+    async def _follow_turns(self, listener: TurnListener, barge_in: BargeInDetector) -> None:
         async for event in listener.events():
-            if isinstance(event, FinalTranscript):
+            if isinstance(event, SpeculativeTranscript):
+                event = dataclasses.replace(event, speech_end_t=self._clock.to_wall(event.speech_end_t))
+            elif isinstance(event, FinalTranscript):
+                if await is_backchannel_turn(barge_in, event, self.deps.speech):
+                    await self.turns.drop_speculation()  # "mm-hm" over the agent: nothing to answer
+                    continue
                 event = dataclasses.replace(event, speech_end_t=self._clock.to_wall(event.speech_end_t))
                 if event.text.strip():
                     self.record.add_user(event.text.strip())

@@ -1,10 +1,13 @@
 """Who speaks when, for one call: the caller's turn events in, agent replies and barge-in out.
 
 ``TurnTaker`` reads ``speech.listener`` events. A final transcript starts a reply (``Conversation.respond``
--> ``SentenceAggregator`` -> TTS -> playback); caller speech while a reply is being prepared or played
-cancels it (barge-in: playback is cut, the LLM and TTS tasks are cancelled, the conversation learns what was
-really said). Fixed utterances (greeting, proactive prompts) go through ``say``; proactive ones first wait
-for a natural pause so the agent never talks over the caller.
+-> ``SentenceAggregator`` -> TTS -> playback); a speculative transcript (the caller paused) starts one early,
+silent until the final with the same words commits it (``server.calls.reply``). Caller speech while a reply
+is being played is the barge-in detector's to judge (``speech.bargein``: a backchannel resumes it, an
+interruption cancels it: playback is cut, the LLM and TTS tasks are cancelled, the conversation learns what
+was really said). Caller speech while a reply is still silent holds it until the words are known: a
+backchannel releases it, anything else replaces it. Fixed utterances (greeting, proactive prompts) go
+through ``say``; proactive ones first wait for a natural pause so the agent never talks over the caller.
 """
 
 from __future__ import annotations
@@ -18,10 +21,18 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from speech.events import FinalTranscript, ListenerEvent, PartialTranscript, SpeechStarted, SpeechStopped
+from server.calls.reply import ReplyInFlight, ReplyTimeline
+from speech.backchannel import BargeInDecision, BargeInKind, classify_barge_in
+from speech.events import (
+    FinalTranscript,
+    ListenerEvent,
+    PartialTranscript,
+    SpeculativeTranscript,
+    SpeechStarted,
+    SpeechStopped,
+)
 from speech.frames import AudioFrame
 from speech.sentences import SentenceAggregator
-from speech.timing import STAGES
 from speech.tts.base import TextToSpeech
 
 log = logging.getLogger(__name__)
@@ -31,6 +42,10 @@ DEFAULT_APOLOGY = "Sorry, I'm having trouble answering right now. Could you say 
 
 class SpeechFailed(Exception):
     """The TTS backend failed on a sentence; the caller heard the apology instead (when it could be said)."""
+
+
+# A reply held by a caller sound speaks anyway this long after the sound ended if no words came for it.
+_HOLD_AFTER_SOUND_S = 3.0
 
 
 class AgentState(str, enum.Enum):
@@ -47,6 +62,9 @@ class ReplyConversation(Protocol):
     def add_agent_utterance(self, text: str, source: str = "proactive") -> None: ...
 
     def mark_interrupted(self, spoken_text: str) -> None: ...
+
+    # Optional (looked up with getattr): ``retract_last_turn()`` forgets the latest ``respond()`` as if it
+    # never happened (a reply discarded before the caller heard a word of it).
 
 
 class AudioOut(Protocol):
@@ -65,22 +83,6 @@ class AudioOut(Protocol):
 
 
 Emit = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass
-class ReplyTimeline:
-    """Monotonic times of one reply's stages (``speech.timing.STAGES``) as they happen; ``as_delays`` gives
-    seconds after the end of caller speech (what the call record keeps). ``speech.timing.TurnTimings`` is
-    the finished turn fed to the latency histograms."""
-
-    speech_end: float
-    marks: dict[str, float] = field(default_factory=dict)
-
-    def mark(self, stage: str, t: float | None = None) -> None:
-        self.marks.setdefault(stage, time.monotonic() if t is None else t)
-
-    def as_delays(self) -> dict[str, float]:
-        return {s: round(self.marks[s] - self.speech_end, 4) for s in STAGES if s in self.marks}
 
 
 @dataclass
@@ -120,9 +122,11 @@ class TurnTaker:
         self.caller_speaking = False
         self._last_caller_sound = time.monotonic()
         self._reply: asyncio.Task[None] | None = None
+        self._flight: ReplyInFlight | None = None  # the reply of ``_reply``
         self._heard_at_barge_in = ""
         self._speech_lock = asyncio.Lock()  # one utterance at a time: replies and fixed texts never overlap
         self._changed = asyncio.Condition()
+        self.speculative_replies = {"started": 0, "used": 0, "discarded": 0}
 
     # -- caller side -------------------------------------------------------------------------------
     async def handle(self, event: ListenerEvent) -> None:
@@ -130,6 +134,8 @@ class TurnTaker:
             await self._caller_started()
         elif isinstance(event, PartialTranscript):
             self._emit("partial_transcript", {"text": event.text})
+        elif isinstance(event, SpeculativeTranscript):
+            await self._speculate(event)
         elif isinstance(event, SpeechStopped):
             await self._caller_stopped()
         elif isinstance(event, FinalTranscript):
@@ -142,44 +148,116 @@ class TurnTaker:
             self._reply.cancel()
         self._emit("interrupted", {"spoken_text": heard_text})
 
+    def on_backchannel(self, decision: BargeInDecision) -> None:
+        """The barge-in detector judged a caller sound a backchannel and resumed the reply: only noted."""
+        self._emit("backchannel", {"text": decision.text, "reason": decision.reason})
+
     async def _caller_started(self) -> None:
         self.caller_speaking = True
         await self._notify()
-        # Audio already playing is the barge-in detector's call (it resumes after a cough); a reply that
-        # has not made a sound yet is simply dropped: the caller is still talking.
-        if self.state is AgentState.THINKING and not self.audio.has_audio and self._reply is not None:
-            self._reply.cancel()
+        flight = self._active_flight()
+        if flight is None:
+            return
+        if not flight.committed:
+            await self._discard(flight)  # the caller went on after the pause: the prepared reply is moot
+        elif not flight.made_sound:
+            # Silent so far: say nothing over the caller until their words say whether this is a new turn.
+            # Audio already playing is the barge-in detector's call (it resumes after "mm-hm" or a cough).
+            flight.hold()
 
     async def _caller_stopped(self) -> None:
         self.caller_speaking = False
         self._last_caller_sound = time.monotonic()
+        flight = self._active_flight()
+        if flight is not None and flight.held:
+            flight.release_after(_HOLD_AFTER_SOUND_S)  # its final may never come (a failed transcription)
         await self._notify()
+
+    async def _speculate(self, event: SpeculativeTranscript) -> None:
+        """The caller paused: prepare the reply to the words so far (silent until the final commits it)."""
+        text = event.text.strip()
+        flight = self._active_flight()
+        if flight is not None:
+            if flight.committed or flight.user_text == text:
+                return  # a reply is under way (this pause is the caller's sound over it), or the same guess
+            await self._discard(flight)
+        if text and not self._speech_lock.locked():
+            self.speculative_replies["started"] += 1
+            self._start_reply(text, ReplyTimeline(event.speech_end_t), speculative=True)
 
     async def _final(self, event: FinalTranscript) -> None:
         text = event.text.strip()
+        flight = self._active_flight()
         if not text:
+            if flight is not None and not flight.committed:
+                await self._discard(flight)  # the words guessed at the pause were not said after all
+            elif flight is not None:
+                flight.release()  # a breath, a click: nothing was said, the reply goes on
+            return
+        if flight is not None and flight.committed and classify_barge_in(text) is BargeInKind.BACKCHANNEL:
+            flight.release()  # "mm-hm", "okay" while the agent thinks or talks: not a turn of its own
+            self._emit("backchannel", {"text": text, "reason": "turn"})
             return
         self._emit("final_transcript", {"text": text})
-        if self._reply is not None and not self._reply.done():
-            self._reply.cancel()  # a newer caller turn supersedes an unanswered one
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reply
+        if flight is not None and not flight.committed and flight.user_text == text:
+            self.speculative_replies["used"] += 1
+            if not flight.made_sound:
+                await self._set_state(AgentState.THINKING)  # before commit() lets the reply speak
+            flight.commit(event.speech_end_t, event.stt_ready_t)
+            return
+        if flight is not None:
+            if flight.committed and not flight.made_sound:
+                text = f"{flight.user_text} {text}"  # the caller went on before hearing a word: one turn
+            if not flight.committed or not flight.made_sound:
+                await self._discard(flight)
+            else:  # a newer caller turn supersedes the reply being spoken
+                await self._cancel(flight)
         timing = ReplyTimeline(event.speech_end_t)
         timing.mark("stt_final", event.stt_ready_t)
-        self._reply = asyncio.create_task(self._run_reply(text, timing), name="agent-reply")
-        self._reply.add_done_callback(_log_failure)
+        self._start_reply(text, timing, speculative=False)
+
+    async def drop_speculation(self) -> None:
+        """The turn the caller's pause belonged to is not answered (a backchannel): drop its prepared reply."""
+        flight = self._active_flight()
+        if flight is not None and not flight.committed:
+            await self._discard(flight)
+
+    def _active_flight(self) -> ReplyInFlight | None:
+        flight = self._flight
+        return flight if flight is not None and not flight.done else None
+
+    async def _discard(self, flight: ReplyInFlight) -> None:
+        """Drop a reply the caller heard nothing of; its conversation turn is retracted."""
+        flight.discarded = True
+        if flight.speculative and not flight.committed:
+            self.speculative_replies["discarded"] += 1
+        await self._cancel(flight)
+
+    async def _cancel(self, flight: ReplyInFlight) -> None:
+        if flight.task is not None and not flight.task.done():
+            flight.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flight.task
+
+    def _start_reply(self, text: str, timing: ReplyTimeline, *, speculative: bool) -> None:
+        flight = ReplyInFlight(text, timing, self._emit, speculative=speculative)
+        flight.task = asyncio.create_task(self._run_reply(flight), name="agent-reply")
+        flight.task.add_done_callback(_log_failure)
+        self._flight, self._reply = flight, flight.task
 
     # -- agent side --------------------------------------------------------------------------------
-    async def _run_reply(self, user_text: str, timing: ReplyTimeline) -> None:
-        result = TurnResult(user_text, "", timing, interrupted=False)
+    async def _run_reply(self, flight: ReplyInFlight) -> None:
+        timing = flight.timing
+        result = TurnResult(flight.user_text, "", timing, interrupted=False)
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         async with self._speech_lock:
-            await self._set_state(AgentState.THINKING)
-            producer = asyncio.create_task(self._think(user_text, timing, result, sentences))
+            if flight.committed:
+                await self._set_state(AgentState.THINKING)
+            producer = asyncio.create_task(self._think(flight, result, sentences))
             try:
                 self.audio.on_first_audio(lambda t: timing.mark("first_audio_out", t))
                 try:
-                    await self._speak_queue(sentences, timing)
+                    await self._speak_queue(sentences, timing, flight)
                     await producer
                 except SpeechFailed as exc:
                     result.error = str(exc)  # the apology is queued: let it play, drop the rest
@@ -189,19 +267,17 @@ class TurnTaker:
                 raise
             finally:
                 producer.cancel()
-                await self._finish_turn(result)
+                await self._finish_turn(result, flight)
 
-    async def _think(
-        self, user_text: str, timing: ReplyTimeline, result: TurnResult, out: asyncio.Queue[str | None]
-    ) -> None:
+    async def _think(self, flight: ReplyInFlight, result: TurnResult, out: asyncio.Queue[str | None]) -> None:
         aggregator = SentenceAggregator()
         try:
-            async for delta in self.conversation.respond(user_text):
+            async for delta in self.conversation.respond(flight.user_text):
                 if not delta:
                     continue
-                timing.mark("llm_first_token")
+                flight.timing.mark("llm_first_token")
                 result.agent_text += delta
-                self._emit("agent_text", {"delta": delta})
+                flight.emit("agent_text", {"delta": delta})
                 for sentence in aggregator.push(delta):
                     out.put_nowait(sentence)
             for sentence in aggregator.flush():
@@ -209,29 +285,48 @@ class TurnTaker:
         finally:
             out.put_nowait(None)
 
-    async def _speak_queue(self, sentences: asyncio.Queue[str | None], timing: ReplyTimeline | None) -> None:
+    async def _speak_queue(
+        self,
+        sentences: asyncio.Queue[str | None],
+        timing: ReplyTimeline | None,
+        flight: ReplyInFlight | None = None,
+    ) -> None:
         """Synthesise and queue each sentence; raises ``SpeechFailed`` after queueing the apology when the
         TTS backend fails (a failure must never end a reply in silence, nor vanish in a task)."""
         while (sentence := await sentences.get()) is not None:
             try:
-                await self._speak_sentence(sentence, timing)
+                await self._speak_sentence(sentence, timing, flight)
             except Exception as exc:
                 log.exception("TTS failed on %r; speaking the apology", sentence[:80])
                 try:
-                    await self._speak_sentence(self.apology, None)
+                    await self._speak_sentence(self.apology, None, flight)
                 except Exception:
                     log.exception("TTS failed on the apology too; the reply ends here")
                 raise SpeechFailed(f"tts failed: {type(exc).__name__}: {exc}") from exc
 
-    async def _speak_sentence(self, sentence: str, timing: ReplyTimeline | None) -> None:
+    async def _speak_sentence(
+        self, sentence: str, timing: ReplyTimeline | None, flight: ReplyInFlight | None = None
+    ) -> None:
         async for frame in self.tts.synthesize(sentence):
             if timing is not None:
                 timing.mark("tts_first_audio")
+            if flight is not None and not flight.made_sound:
+                await flight.wait_voice()  # speculative and not committed yet, or held by a caller sound
+                flight.made_sound = True
             if self.state is not AgentState.SPEAKING:
                 await self._set_state(AgentState.SPEAKING)
             self.audio.enqueue(frame)
 
-    async def _finish_turn(self, result: TurnResult) -> None:
+    async def _finish_turn(self, result: TurnResult, flight: ReplyInFlight | None = None) -> None:
+        if flight is not None and (flight.discarded or not flight.committed):
+            retract = getattr(self.conversation, "retract_last_turn", None)
+            if callable(retract):
+                with contextlib.suppress(Exception):
+                    retract()
+            self._heard_at_barge_in = ""
+            if flight.committed:
+                await self._set_state(AgentState.LISTENING)
+            return
         if result.interrupted:
             spoken = self.audio.interrupt()  # a no-op when the barge-in detector already cut playback
             result.spoken_text = self._heard_at_barge_in or spoken
@@ -301,6 +396,8 @@ class TurnTaker:
                     await asyncio.wait_for(self._changed.wait(), wait)
 
     async def close(self) -> None:
+        if self._flight is not None:
+            self._flight.release()  # a held reply must not wait for words that will not come
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -280,3 +280,23 @@ async def test_cancelled_reply_stops_generation_quickly(llamacpp_llm: Any, agent
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert time.perf_counter() - started < 0.3
+
+
+async def test_a_retracted_turn_leaves_no_trace_in_history() -> None:
+    """A reply prepared on a speculative transcript is retracted when the caller goes on: the next prompt
+    holds the caller's full words once, not the fragment and its discarded answer."""
+    llm = FakeLLM(["First answer.", "Discarded answer.", "Real answer."])
+    conversation = Conversation(llm, AgentConfig(grounding=UNGROUNDED))
+    await collect(conversation, "Hello there.")
+    kept = conversation.last_turn
+    await collect(conversation, "I'd like to book a table for")
+    conversation.retract_last_turn()
+    assert conversation.last_turn is kept
+    assert [u.text for u in conversation.transcript] == ["Hello there.", "First answer."]
+    await collect(conversation, "I'd like to book a table for four.")
+    contents = [m.content for m in llm.calls[-1]]
+    assert not any("Discarded" in c or c == "I'd like to book a table for" for c in contents)
+    assert contents[-1] == "I'd like to book a table for four."
+    conversation.retract_last_turn()
+    conversation.retract_last_turn()  # only the latest turn can be retracted; a second call changes nothing
+    assert [u.text for u in conversation.transcript] == ["Hello there.", "First answer."]

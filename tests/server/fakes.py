@@ -66,6 +66,7 @@ class FakeConversation:
         self.heard: list[str] = []
         self.agent_utterances: list[tuple[str, str]] = []
         self.interrupted: list[str] = []
+        self.retracted: list[str] = []
         self.cancelled = False
 
     async def respond(self, user_text: str) -> AsyncIterator[str]:
@@ -84,6 +85,9 @@ class FakeConversation:
 
     def mark_interrupted(self, spoken_text: str) -> None:
         self.interrupted.append(spoken_text)
+
+    def retract_last_turn(self) -> None:
+        self.retracted.append(self.heard[-1])
 
 
 def fake_deps(tmp_path: Path, settings: Settings | None = None, **conversation: Any) -> CallDeps:

@@ -8,9 +8,16 @@ from typing import Any
 
 import pytest
 
+from server.calls import turn_taking
 from server.calls.playback import PlaybackOutput
 from server.calls.turn_taking import AgentState, TurnResult, TurnTaker
-from speech.events import FinalTranscript, PartialTranscript, SpeechStarted, SpeechStopped
+from speech.events import (
+    FinalTranscript,
+    PartialTranscript,
+    SpeculativeTranscript,
+    SpeechStarted,
+    SpeechStopped,
+)
 from tests.server.fakes import FakeConversation, FakeTTS
 
 
@@ -97,13 +104,105 @@ async def test_barge_in_stops_audio_and_cancels_the_reply() -> None:
     await h.close()
 
 
-async def test_caller_resuming_before_any_audio_drops_the_pending_reply() -> None:
+async def test_caller_going_on_before_any_audio_gets_one_answer_to_all_their_words() -> None:
+    """Round 1 dropped the reply at the caller's first sound, so a "mm-hm" while the agent was thinking lost
+    the answer; now the silent reply is held until the sound's words are known, and a real continuation
+    replaces it with one reply to everything the caller said."""
     h = Harness(FakeConversation("Sure.", token_delay=0.3), FakeTTS())
     await h.turns.handle(final("I want to"))
     await wait_until(lambda: h.turns.state is AgentState.THINKING)
     await h.turns.handle(SpeechStarted(1.0))
+    await asyncio.sleep(0.5)  # the reply's words are ready by now: held, not spoken
+    assert h.frames_with_speech == 0 and h.results == []
+    await h.turns.handle(SpeechStopped(2.0))
+    await h.turns.handle(final("book a table for four."))
     await wait_until(lambda: len(h.results) == 1)
-    assert h.results[0].interrupted and h.tts.spoken == [] and h.frames_with_speech == 0
+    assert h.conversation.heard == ["I want to", "I want to book a table for four."]
+    assert h.conversation.retracted == ["I want to"]
+    assert h.results[0].user_text == "I want to book a table for four." and not h.results[0].interrupted
+    await asyncio.sleep(0.1)
+    assert 0 < h.frames_with_speech <= 5  # "Sure." once (0.1 s): the held reply's audio was never played
+    await h.close()
+
+
+@pytest.mark.parametrize("sound", ["Mm-hmm.", "Okay.", ""])
+async def test_backchannel_while_the_agent_thinks_keeps_the_reply(sound: str) -> None:
+    h = Harness(FakeConversation("We open at nine.", token_delay=0.1), FakeTTS())
+    await h.turns.handle(final("When do you open?"))
+    await wait_until(lambda: h.turns.state is AgentState.THINKING)
+    await h.turns.handle(SpeechStarted(1.0))
+    await h.turns.handle(SpeechStopped(1.3))
+    await h.turns.handle(final(sound))
+    await wait_until(lambda: len(h.results) == 1)
+    assert h.conversation.heard == ["When do you open?"] and h.conversation.retracted == []
+    assert not h.results[0].interrupted and h.tts.spoken == ["We open at nine."]
+    assert ("backchannel" in h.kinds()) == bool(sound)
+    await h.close()
+
+
+async def test_a_held_reply_speaks_when_no_words_come_for_the_sound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(turn_taking, "_HOLD_AFTER_SOUND_S", 0.2)
+    h = Harness(FakeConversation("We open at nine.", token_delay=0.05), FakeTTS())
+    await h.turns.handle(final("When do you open?"))
+    await h.turns.handle(SpeechStarted(1.0))
+    await h.turns.handle(SpeechStopped(1.3))  # ... and the sound's transcription failed: no final
+    await wait_until(lambda: len(h.results) == 1)
+    assert not h.results[0].interrupted and h.frames_with_speech > 0
+    await h.close()
+
+
+def speculative(text: str) -> SpeculativeTranscript:
+    return SpeculativeTranscript(text, time.monotonic() - 0.15, 0.3)
+
+
+async def test_speculative_reply_is_ready_but_silent_until_the_final_commits_it() -> None:
+    h = Harness(FakeConversation("Paris is the capital."), FakeTTS(delay=0.05))
+    await h.turns.handle(SpeechStopped(1.0))
+    await h.turns.handle(speculative("What is the capital of France?"))
+    await wait_until(lambda: h.tts.spoken == ["Paris is the capital."])
+    await asyncio.sleep(0.2)
+    assert h.frames_with_speech == 0 and h.results == []
+    assert "agent_text" not in h.kinds() and h.turns.state is AgentState.LISTENING
+    await h.turns.handle(final("What is the capital of France?"))
+    await wait_until(lambda: len(h.results) == 1)
+    result = h.results[0]
+    assert h.conversation.heard == ["What is the capital of France?"] and h.conversation.retracted == []
+    assert result.agent_text == "Paris is the capital." and not result.interrupted
+    delays = result.timing.as_delays()
+    # prepared during the pause: the first audio was synthesized before the final came
+    assert delays["tts_first_audio"] < delays["stt_final"] <= delays["first_audio_out"]
+    assert h.kinds().index("final_transcript") < h.kinds().index("agent_text")
+    assert h.states() == ["thinking", "speaking", "listening"]
+    assert h.turns.speculative_replies == {"started": 1, "used": 1, "discarded": 0}
+    await h.close()
+
+
+async def test_speculative_reply_is_discarded_when_the_caller_goes_on() -> None:
+    h = Harness(FakeConversation("Sure."), FakeTTS())
+    await h.turns.handle(speculative("I'd like to book a table for"))
+    await wait_until(lambda: h.tts.spoken == ["Sure."])
+    await h.turns.handle(SpeechStarted(1.5))
+    assert h.conversation.retracted == ["I'd like to book a table for"]
+    await h.turns.handle(SpeechStopped(2.5))
+    await h.turns.handle(speculative("I'd like to book a table for four."))
+    await h.turns.handle(final("I'd like to book a table for four."))
+    await wait_until(lambda: len(h.results) == 1)
+    assert h.conversation.heard == ["I'd like to book a table for", "I'd like to book a table for four."]
+    assert h.results[0].user_text == "I'd like to book a table for four."
+    assert [d["text"] for k, d in h.events if k == "final_transcript"] == [
+        "I'd like to book a table for four."
+    ]
+    assert h.turns.speculative_replies == {"started": 2, "used": 1, "discarded": 1}
+    await h.close()
+
+
+async def test_a_final_with_other_words_than_the_speculation_is_answered_on_its_own() -> None:
+    h = Harness(FakeConversation("Sure."), FakeTTS())
+    await h.turns.handle(speculative("Can I pay by"))
+    await wait_until(lambda: h.conversation.heard == ["Can I pay by"])
+    await h.turns.handle(final("Can I pay by card?"))
+    await wait_until(lambda: len(h.results) == 1)
+    assert h.conversation.retracted == ["Can I pay by"] and h.results[0].user_text == "Can I pay by card?"
     await h.close()
 
 
@@ -131,4 +230,19 @@ async def test_wait_for_pause_never_talks_over_the_caller(pause_s: float) -> Non
     await h.turns.handle(SpeechStopped(1.0))
     assert await waiter is True
     assert time.monotonic() - stopped >= pause_s - 0.01
+    await h.close()
+
+
+async def test_a_speculation_whose_final_has_no_words_is_dropped_and_frees_the_voice() -> None:
+    """The caller's pause was guessed as words but the whole turn transcribed empty (a filtered
+    hallucination): the prepared reply is retracted, never spoken, and does not keep the agent's voice (a
+    proactive prompt after it is said). Before, the uncommitted reply held the speech lock until the caller
+    spoke again."""
+    h = Harness(FakeConversation("Sure."), FakeTTS())
+    await h.turns.handle(speculative("Thank you for"))
+    await wait_until(lambda: h.tts.spoken == ["Sure."])
+    await h.turns.handle(final(""))
+    assert h.conversation.retracted == ["Thank you for"]
+    assert await asyncio.wait_for(h.turns.say("Is there anything else?", "proactive"), 5) is True
+    assert h.results == [] and h.turns.speculative_replies == {"started": 1, "used": 0, "discarded": 1}
     await h.close()
