@@ -24,10 +24,12 @@ from typing import Any
 
 from messaging.bus import MessageBus, Subscription
 from messaging.registry import create_bus
+from server.calls.anonymous import is_anonymous
 from server.calls.conversation_events import ConversationEventPublisher
 from server.calls.registry import SessionRegistry
 from server.calls.session import CallDeps
 from server.http.app import create_app, knowledge_routes, serve
+from server.phone.service import Telephony
 from server.proactive import ProactivePromptConsumer
 from server.proactive.held_prompts import HeldPromptGreeting
 from server.settings import Settings
@@ -43,7 +45,8 @@ class VoiceNode:
     """``await node.start()`` builds and serves everything; ``await node.stop()`` ends it.
 
     Attributes for tools and tests: ``bus``, ``ledger``, ``registry``, ``consumer``, ``scheduler``
-    (``SchedulerService`` or ``SchedulerClient``), ``deps``, ``base_url``."""
+    (``SchedulerService`` or ``SchedulerClient``), ``deps``, ``base_url``, ``phone`` (``Telephony``: the
+    directory, the SIP user agent when ``sip.enabled``, the outreach)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -53,6 +56,7 @@ class VoiceNode:
         self._cleanup = contextlib.AsyncExitStack()
         self._stop = asyncio.Event()
         self._server: asyncio.Task[None] | None = None
+        self.knowledge: Any = None  # the KnowledgeBase when server.rag is on and it started
 
     async def start(self) -> None:
         try:
@@ -82,8 +86,16 @@ class VoiceNode:
         self._cleanup.callback(self.deps.records.close)
         if self.deps.conversation_events is not None:
             self._cleanup.push_async_callback(self.deps.conversation_events.drain)
+        self.phone = await Telephony.open(s, self.deps, self.ledger, self.bus)
+        self._cleanup.push_async_callback(self.phone.stop)
         self.consumer = ProactivePromptConsumer(
-            self.bus, self.registry, self.ledger, self.node_id, topic=s.bus.topic_proactive
+            self.bus,
+            self.registry,
+            self.ledger,
+            self.node_id,
+            topic=s.bus.topic_proactive,
+            delivery=self.phone.delivery,
+            outreach=self.phone.outreach,
         )
         self.deps.on_call_connected.append(HeldPromptGreeting(self.consumer, self.ledger, self.node_id))
         subscriptions = [self.consumer.subscribe()]
@@ -93,6 +105,7 @@ class VoiceNode:
             )
         await self.bus.start()
         await _wait_ready(subscriptions)
+        await self.phone.start(self.registry)
         routes = [
             *self._admin_routes(),
             *(knowledge_routes(kb, self.settings.server.admin_token) if kb is not None else []),
@@ -102,7 +115,7 @@ class VoiceNode:
     async def _start_knowledge(self) -> Any:
         if not self.settings.server.rag:
             return None
-        kb = await start_knowledge(self.settings)
+        kb = self.knowledge = await start_knowledge(self.settings)
         if kb is not None:
             self._cleanup.push_async_callback(kb.close)
         return kb
@@ -316,7 +329,7 @@ def conversation_factory(
             cfg,
             retriever=retriever,
             tools=tools,
-            memory=memory if user_id else None,
+            memory=None if is_anonymous(user_id) else memory,
             user_id=uid,
             call_id=getattr(call_control, "call_id", None),
             embedder=embedder,

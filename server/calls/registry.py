@@ -24,17 +24,29 @@ class RegisteredCall(Protocol):
     async def close(self, reason: str = "hangup") -> None: ...
 
 
+class RegistryObserver(Protocol):
+    """Told of every call registered and unregistered (e.g. the node's presence in the shared database);
+    called synchronously: an observer that does I/O queues it."""
+
+    def call_registered(self, call: RegisteredCall) -> None: ...
+
+    def call_unregistered(self, call: RegisteredCall) -> None: ...
+
+
 class SessionRegistry:
     """Implements ``server.proactive``'s ``SessionDirectory``: ``find_by_user(user_id) -> session | None``."""
 
     def __init__(self) -> None:
         self._by_call: dict[str, RegisteredCall] = {}
         self._by_user: dict[str, list[str]] = {}
+        self.observers: list[RegistryObserver] = []
 
     def register(self, session: RegisteredCall) -> None:
         self._by_call[session.call_id] = session
         if session.user_id:
             self._by_user.setdefault(session.user_id, []).append(session.call_id)
+        for observer in self.observers:
+            observer.call_registered(session)
 
     def unregister(self, session: RegisteredCall) -> None:
         if self._by_call.get(session.call_id) is not session:
@@ -46,6 +58,8 @@ class SessionRegistry:
                 self._by_user[session.user_id] = calls
             else:
                 del self._by_user[session.user_id]
+        for observer in self.observers:
+            observer.call_unregistered(session)
 
     def get(self, call_id: str) -> RegisteredCall | None:
         return self._by_call.get(call_id)

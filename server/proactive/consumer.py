@@ -7,7 +7,9 @@ once however many nodes, redeliveries or republished copies there are. A prompt 
 call is held as ``pending`` (one row per key, whichever node writes it first) for `pop_pending` at the
 user's next call. The bus message is acknowledged only after the prompt was spoken, held, expired or
 found to be a duplicate; an exception from the call releases the claim (back to pending) and the bus
-retries.
+retries. With an ``outreach`` (a node that can place phone calls), a prompt for a user in no call on this
+node is first offered to it: it rings the user's phone unless the user is in a call on another node
+(``server.phone.outreach``); only what it does not take is held.
 """
 
 from __future__ import annotations
@@ -15,13 +17,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from messaging.bus import Message, MessageBus, Subscription
 from messaging.schemas import ProactivePrompt
+from server.proactive.delivery import PromptDelivery
 from server.proactive.directory import SessionDirectory
 from server.proactive.ledger import DeliveryLedger
 
 log = logging.getLogger(__name__)
+
+
+class Outreach(Protocol):
+    """Rings the phone of a user who is in no call (``server.phone.outreach.PhoneOutreach``)."""
+
+    async def offer(self, prompt: ProactivePrompt) -> bool:
+        """True when it took the prompt (dialling, or a later attempt scheduled); False: hold it."""
+        ...
 
 
 class ProactivePromptConsumer:
@@ -34,6 +46,8 @@ class ProactivePromptConsumer:
         topic: str = "voice_proactive",
         group_prefix: str = "voice-proactive",
         clock: Callable[[], float] = time.time,
+        delivery: PromptDelivery | None = None,
+        outreach: Outreach | None = None,
     ) -> None:
         self.bus = bus
         self.directory = directory
@@ -42,6 +56,8 @@ class ProactivePromptConsumer:
         self.topic = topic
         self.group = f"{group_prefix}-{node_id}"
         self.clock = clock
+        self.delivery = delivery or PromptDelivery(ledger, node_id)
+        self.outreach = outreach
 
     def subscribe(self) -> Subscription:
         """Register with the bus (before or after ``bus.start()``); ``await`` the result to wait until
@@ -61,6 +77,9 @@ class ProactivePromptConsumer:
             return
         call = self.directory.find_by_user(prompt.user_id)
         if call is None:
+            if self.outreach is not None and await self.outreach.offer(prompt):
+                log.info("user not in a call on this node; the phone outreach took it: %s", ctx)
+                return
             if await self.ledger.hold_pending(prompt, self.node_id):
                 log.info("user not in a call on this node; holding prompt: %s", ctx)
             return
@@ -68,16 +87,7 @@ class ProactivePromptConsumer:
         if blocked_by is not None:
             log.info("proactive prompt already %s; not speaking again: %s", blocked_by, ctx)
             return
-        try:
-            spoken = await call.speak_proactive(prompt.spoken_text, prompt.message_id)
-        except Exception as exc:
-            await self.ledger.mark_failed(prompt, self.node_id, f"speak raised {type(exc).__name__}: {exc}")
-            raise
-        if spoken:
-            await self.ledger.mark_delivered(prompt, self.node_id)
+        if await self.delivery.speak(call, prompt):
             log.info("proactive prompt spoken: %s", ctx)
         else:
-            await self.ledger.mark_failed(
-                prompt, self.node_id, "not spoken (no pause, cut off or call ended)"
-            )
             log.info("proactive prompt not spoken; held for the next call: %s", ctx)

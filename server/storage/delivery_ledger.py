@@ -259,7 +259,9 @@ class SqlDeliveryLedger:
 
         def tx(conn: sa.Connection) -> list[ProactivePrompt]:
             now = self.clock()
-            held = sa.and_(deliveries.c.user_id == user_id, deliveries.c.status == "pending")
+            # "retry": waiting to ring the user's phone again (server.storage.outreach_ledger); the user
+            # called first, so it is said in this call instead.
+            held = sa.and_(deliveries.c.user_id == user_id, deliveries.c.status.in_(("pending", "retry")))
             expired = conn.execute(
                 deliveries.update()
                 .where(held, deliveries.c.expires_at.is_not(None), deliveries.c.expires_at <= now)
