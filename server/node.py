@@ -146,7 +146,10 @@ class VoiceNode:
             live_calls=self.registry,
             latency=PrometheusLatency(),
         )
-        return admin_routes(deps)
+        from server.http.admin.phone import phone_endpoints
+
+        phone = phone_endpoints(self.phone.directory, self.phone.outreach, self.phone.store)
+        return admin_routes(deps, extra=phone)
 
     async def _serve(self, routes: list[Any]) -> None:
         started = asyncio.Event()

@@ -155,12 +155,13 @@ class Telephony:
 
 
 def transfer_uri(sip: SipConfig, configured_target: str, template: str | None) -> TransferUri:
-    """Where the transfer tool's target goes as a REFER: the configured target's own sip: URI; a name or
-    number through ``phone.transfer_uri`` (``{target}``) or the trunk's domain; anything else: nowhere."""
+    """Where the transfer tool's target goes as a REFER: a name or number through ``phone.transfer_uri``
+    (``{target}``) or the trunk's domain; a sip: URI only when it is ``agent.transfer_target`` itself.
+    Anything else (a URI the caller talked the model into, free text) is replaced by the configured target."""
     trunk = sip.trunk
     domain = (trunk.domain or parse_uri(trunk.uri).host) if trunk is not None else None
 
-    def uri(target: str) -> str | None:
+    def resolve(target: str) -> str | None:
         if target.startswith("sip:"):
             return target if target == configured_target else None
         if not _TRANSFER_NAME.match(target):
@@ -168,5 +169,12 @@ def transfer_uri(sip: SipConfig, configured_target: str, template: str | None) -
         if template is not None:
             return template.replace("{target}", target)
         return f"sip:{target}@{domain}" if domain else None
+
+    def uri(target: str) -> str | None:
+        resolved = resolve(target)
+        if resolved is None and target != configured_target:
+            log.warning("transfer target %r is not allowed; using agent.transfer_target", target[:80])
+            resolved = resolve(configured_target)
+        return resolved
 
     return uri

@@ -9,7 +9,7 @@ prompt's row (``prompt_deliveries``) to ``dialing`` in one transaction that also
 Busy / no answer puts the row to ``retry`` with ``next_attempt_at``; every node's sweeper claims due
 retries the same way (``claim_retry``: one conditional UPDATE wins). The statuses this adds to the
 ledger's: ``dialing``, ``retry``, ``dead_lettered``; every attempt and outcome is an event in
-``prompt_delivery_events`` (``dialing``, ``answered``, ``busy``, ``no_answer``, ``rejected``,
+``prompt_delivery_events`` (``dial_claimed``, ``dialing`` (an INVITE went out), ``answered``, ``busy``, ``no_answer``, ``rejected``,
 ``unreachable``, ``failed``, ``retry``, ``response``).
 """
 
@@ -85,7 +85,7 @@ class SqlOutreachLedger:
                     idempotency_key=key, user_id=prompt.user_id, target=target, attempts=0, created_at=now
                 )
             )
-            led._event(conn, key, prompt.message_id, "dialing", node_id, f"claimed to call {target}")
+            led._event(conn, key, prompt.message_id, "dial_claimed", node_id, f"to call {target}")
             return None
 
         return await led._run(tx)
@@ -112,7 +112,8 @@ class SqlOutreachLedger:
             ).rowcount
             if taken:
                 detail = "retry due" if due.status == "retry" else "took over from a silent node"
-                led._event(conn, key, due.prompt.message_id, status, node_id, detail)
+                event = "dial_claimed" if status == "dialing" else status
+                led._event(conn, key, due.prompt.message_id, event, node_id, detail)
             return bool(taken)
 
         return await led._run(tx)

@@ -35,6 +35,7 @@ _ERRORS = {
     401: "missing or wrong admin token",
     404: "not found",
     409: "not allowed now",
+    503: "not available on this node",
 }
 
 

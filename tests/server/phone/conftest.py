@@ -124,7 +124,7 @@ def pause(seconds: float) -> str:
 
 
 def keys(digits: str) -> str:
-    return f'  <nop><action><exec play_dtmf="{digits}"/></action></nop>\n' + pause(0.3 * len(digits) + 0.5)
+    return f'  <nop><action><exec play_dtmf="{digits}"/></action></nop>\n' + pause(0.45 * len(digits) + 0.5)
 
 
 def reinvite(cseq: int, number: str, direction: str) -> str:
@@ -189,3 +189,34 @@ async def wait_until(predicate: Callable[[], Awaitable[Any]], timeout: float, wh
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {value!r}")
         await asyncio.sleep(every)
+
+
+WAIT_FOR_BYE = """  <recv request="BYE"/>
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+"""
+
+HANG_UP = """  <send retrans="500"><![CDATA[
+
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_To:]
+      [last_From:]
+      [last_Call-ID:]
+      CSeq: 1 BYE
+      Contact: <sip:callee@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200"/>
+"""

@@ -172,6 +172,92 @@ async def test_a_silent_line_gets_a_polite_goodbye_and_a_hang_up(
     assert record["end_reason"] == "no_speech"
     goodbye = [e for e in record["transcript"] if e["source"] == "goodbye"]
     assert [e["text"] for e in goodbye] == [node.settings.phone.no_speech_goodbye] and not goodbye[0]["interrupted"]
-    greeting, goodbye_at = tap.utterances()  # the greeting, then (after the silence) the goodbye
+    _greeting, goodbye_at = tap.utterances()  # the greeting, then (after the silence) the goodbye
     heard = await whisper.transcribe(tap.audio(since=goodbye_at))
     assert word_recall("I can't hear anyone on the line", heard) >= 0.6, heard
+
+
+async def test_the_transfer_tool_hands_the_caller_to_a_colleague_with_refer(
+    phone_node: NodeFactory, baresip, tmp_path: Path, sip_audio_dir: Path, whisper: Whisper
+) -> None:
+    from tests.server.transports.sip.conftest import _sentence
+
+    ask = _sentence(sip_audio_dir, "ask-human", "Can I speak to a human, please?")
+    desk = baresip.start("desk", microphone(ask, tmp_path, 30, 31, "desk"))
+    node = await phone_node(
+        directory=[BOB],
+        agent__transfer_target="desk",
+        phone__transfer_uri=f"sip:{{target}}@127.0.0.1:{desk.sip_port}",
+    )
+    caller = baresip.start(BOB["number"], microphone(ask, tmp_path, 3.5, 30))
+    await caller.ask("dial", f"sip:agent@{sip_target(node)}")
+    await caller.expect("CALL_ESTABLISHED")
+
+    established = await desk.expect("CALL_ESTABLISHED", timeout=40)  # REFER: the caller now calls the desk
+    assert established["peeruri"].startswith(f"sip:{BOB['number']}@"), established
+    await wait_until(lambda: _no_live_calls(node), 15, "the agent to release the call")
+    (summary,) = await node.deps.records.recent(1)
+    record = (await node.deps.records.get(summary["call_id"])).to_dict()
+    assert record["end_reason"] == "transferred", record["end_reason"]
+    said = " ".join(e["text"] for e in record["transcript"] if e["role"] == "agent")
+    assert "transferring you" in said, said
+    heard = await whisper.transcribe(caller.recording(0))  # its call with the agent (the desk call is 1)
+    assert word_recall("One moment, I'm transferring you to a colleague.", heard) >= 0.6, heard
+
+
+class FailingDirectory:
+    """A fake phone directory whose database is down (a fault the test cannot cause on SQLite otherwise)."""
+
+    async def by_number(self, number: str) -> None:
+        raise OSError("directory database unreachable")
+
+
+async def test_unknown_callers_are_anonymous_and_bad_calls_leave_the_node_answering(
+    phone_node: NodeFactory, sipp, tmp_path: Path, question: Sentence, whisper: Whisper
+) -> None:
+    import sqlite3
+
+    node = await phone_node(directory=[ALICE], rag=True)
+    target = sip_target(node)
+    hang_up_at_once = scenario("caller", tmp_path, number="+19990000001", codec="PCMU", pt=0, middle="", bye_cseq=2)
+    key_storm = scenario(
+        "caller", tmp_path, number="+19990000002", codec="PCMU", pt=0, middle=pause(0.5) + keys("0123456789*#" * 2), bye_cseq=2
+    )
+    runs = [sipp.start(hang_up_at_once, target), sipp.start(key_storm, target)]
+    for run in runs:
+        assert await run.finished(60) == 0, run.logs()
+    await wait_until(lambda: _no_live_calls(node), 10, "both calls to end")
+
+    answerer = node.phone.answerer
+    working, answerer.directory = answerer.directory, FailingDirectory()
+    unlisted = scenario("caller", tmp_path, number=ALICE["number"], codec="PCMU", pt=0, middle=pause(1.0), bye_cseq=2)
+    run = sipp.start(unlisted, target)
+    assert await run.finished(30) == 0, run.logs()
+    await wait_until(lambda: _no_live_calls(node), 10, "the call to end")
+    answerer.directory = working
+
+    records = [(await node.deps.records.get(r["call_id"])).to_dict() for r in await node.deps.records.recent(10)]
+    assert len(records) == 3
+    users = [r["user_id"] for r in records]
+    assert all(u.startswith("anonymous-") for u in users) and len(set(users)) == 3, users  # nobody chose a user
+    keys_pressed = max(records, key=lambda r: len(r["transcript"]))
+    assert "".join(e["text"] for e in keys_pressed["transcript"] if e["source"] == "dtmf") == "0123456789*#" * 2
+
+    # After all that, a listed caller is still answered, as alice, with the knowledge base's answer.
+    tap = await SipMediaTap.start(node.phone.user_agent.address)
+    middle = pause(3.5) + speak(question.alaw, 8, question.seconds) + pause(6.0)
+    caller = scenario("caller", tmp_path, number=ALICE["number"], codec="PCMA", pt=8, middle=middle, bye_cseq=2)
+    try:
+        run = sipp.start(caller, f"127.0.0.1:{tap.sip_port}")
+        assert await run.finished(60) == 0, run.logs()
+    finally:
+        tap.close()
+    (summary, *_) = await node.deps.records.recent(1)
+    record = (await node.deps.records.get(summary["call_id"])).to_dict()
+    assert record["user_id"] == "alice"
+    (turn,) = [t for t in record["turns"] if t["user_text"]]
+    heard = await whisper.transcribe(tap.audio())
+    assert word_recall(turn["agent_text"], heard) >= 0.7, (heard, turn["agent_text"])
+    with sqlite3.connect(node.settings.agent.memory_path) as db:  # no memory kept for anonymous callers
+        remembered = {row[0] for row in db.execute("SELECT user_id FROM user_summaries UNION SELECT user_id FROM user_facts")}
+    assert not [u for u in remembered if u.startswith("anonymous-")], remembered
