@@ -209,8 +209,8 @@ HANG_UP = """  <send retrans="500"><![CDATA[
 
       BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_To:]
-      [last_From:]
+      From: <sip:callee@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+      To:[$caller_from]
       [last_Call-ID:]
       CSeq: 1 BYE
       Contact: <sip:callee@[local_ip]:[local_port]>
