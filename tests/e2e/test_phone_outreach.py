@@ -160,7 +160,7 @@ async def test_no_node_dials_a_user_in_a_live_call_on_the_other_node(
     presence = SqlPresence(ledger.engine)
     sip_b = f"127.0.0.1:{node_b.env['VOICE_AGENT__SIP__UDP_PORT']}"
     # A caller that never speaks: node B ends the call itself (the polite goodbye after no speech).
-    caller = sipp_module.start(sip_scenario("caller_silent", tmp_path, media=""), sip_b)
+    sipp_module.start(sip_scenario("caller_silent", tmp_path, media=""), sip_b)
     try:
 
         async def present() -> list[str]:
