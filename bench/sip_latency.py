@@ -252,7 +252,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "rings": len(ring),
         "reply_wer": round(float(jiwer.wer(refs, hyps)), 3),
         "node_turns": sum(len(asked) for asked in out["asked"]),  # > turns: a question taken as two turns
-        "stages_s_p50": {  # the node's own per-turn timings (speech.timing), warm-up turn included
+        "stages_s_p50": {  # the node's per-turn timings (speech.timing): s after the end of caller speech
             stage: round(percentile(values, 50), 3)
             for stage in (*STAGES, "voice_to_voice")
             if (values := [t[stage] for t in out["stages"] if t.get(stage) is not None])
