@@ -60,6 +60,8 @@ class StorageConfig(BaseModel):
     records: str = "data/calls.sqlite3"  # call records
     # The prompt delivery ledger, shared by the scheduler and every node.
     delivery_ledger: str = "data/proactive_ledger.sqlite3"
+    # Phone number <-> user id <-> tenant <-> time zone (server.storage.phone_directory).
+    phone_directory: str = "data/phone_directory.sqlite3"
     connect_timeout_s: float = Field(default=5.0, gt=0)  # PostgreSQL: give up connecting after this long
     # PostgreSQL: statement_timeout of every statement; SQLite: how long a writer waits for a lock.
     statement_timeout_s: float = Field(default=30.0, gt=0)

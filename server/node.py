@@ -32,6 +32,7 @@ from server.calls.session import CallDeps
 from server.calls.tenancy import TenantCallbacks
 from server.http.app import create_app, knowledge_routes, serve
 from server.http.guards import Security
+from server.phone.service import Telephony
 from server.proactive import ProactivePromptConsumer
 from server.proactive.held_prompts import HeldPromptGreeting
 from server.security.startup import secure_settings
@@ -50,7 +51,8 @@ class VoiceNode:
     """``await node.start()`` builds and serves everything; ``await node.stop()`` ends it.
 
     Attributes for tools and tests: ``bus``, ``ledger``, ``registry``, ``consumer``, ``scheduler``
-    (``SchedulerService`` or ``SchedulerClient``), ``deps``, ``security``, ``app``, ``base_url``."""
+    (``SchedulerService`` or ``SchedulerClient``), ``deps``, ``security``, ``app``, ``base_url``, ``phone``
+    (``Telephony``: the directory, the SIP user agent when ``sip.enabled``, the outreach)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -63,6 +65,7 @@ class VoiceNode:
         # Components that failed to start, with why: the node serves calls without them, and /readyz
         # answers 503 "degraded" naming them, so a load balancer and an operator both see it.
         self.degraded: dict[str, str] = {}
+        self.knowledge: Any = None  # the KnowledgeBase when server.rag is on and it started
 
     async def start(self) -> None:
         try:
@@ -94,8 +97,16 @@ class VoiceNode:
         self._cleanup.callback(self.deps.records.close)
         if self.deps.conversation_events is not None:
             self._cleanup.push_async_callback(self.deps.conversation_events.drain)
+        self.phone = await Telephony.open(s, self.deps, self.ledger, self.bus)
+        self._cleanup.push_async_callback(self.phone.stop)
         self.consumer = ProactivePromptConsumer(
-            self.bus, self.registry, self.ledger, self.node_id, topic=s.bus.topic_proactive
+            self.bus,
+            self.registry,
+            self.ledger,
+            self.node_id,
+            topic=s.bus.topic_proactive,
+            delivery=self.phone.delivery,
+            outreach=self.phone.outreach,
         )
         self.deps.on_call_connected.append(HeldPromptGreeting(self.consumer, self.ledger, self.node_id))
         subscriptions = [self.consumer.subscribe()]
@@ -105,6 +116,7 @@ class VoiceNode:
             )
         await self.bus.start()
         await _wait_ready(subscriptions)
+        await self.phone.start(self.registry)
         routes = [
             *self._admin_routes(kb),
             *(knowledge_routes(kb, self.security) if kb is not None else []),
@@ -115,6 +127,7 @@ class VoiceNode:
         if not self.settings.server.rag:
             return None
         kb, problem = await start_knowledge(self.settings)
+        self.knowledge = kb
         if kb is not None:
             self._cleanup.push_async_callback(kb.close)
         else:
@@ -161,7 +174,10 @@ class VoiceNode:
             guard=self.security.admins,
             call_tokens=self.security.call_tokens,
         )
-        return admin_routes(deps)
+        from server.http.admin.phone import phone_endpoints
+
+        phone = phone_endpoints(self.phone.directory, self.phone.outreach, self.phone.store)
+        return admin_routes(deps, extra=phone)
 
     async def _serve(self, routes: list[Any]) -> None:
         started = asyncio.Event()

@@ -22,6 +22,8 @@ from knowledge.config import KnowledgeConfig
 from messaging.config import BusConfig
 from scheduler.config import SchedulerConfig
 from server.config import ServerConfig, StorageConfig
+from server.phone.config import PhoneConfig
+from server.transports.sip.config import SipConfig
 from speech.config import SpeechConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -41,6 +43,8 @@ class Settings(BaseModel, extra="forbid"):
     agent: AgentConfig = AgentConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    sip: SipConfig = SipConfig()  # the SIP user agent (phone calls in and out); off by default
+    phone: PhoneConfig = PhoneConfig()  # directory of numbers, outbound outreach policy
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

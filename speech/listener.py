@@ -101,6 +101,10 @@ class TurnListener:
         self._closed = False
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def in_turn(self) -> bool:
         return self._detector.in_turn
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ollama
 import psycopg
 import pytest
@@ -63,3 +64,26 @@ def test_chromium_loads_a_page_and_reads_its_title(chromium: Any) -> None:
         page = browser.new_page()
         page.goto((ROOT / "web/static/index.html").as_uri())
         assert page.title() == "Voice agent call"
+
+
+@pytest.mark.sip
+def test_baresip_starts_on_new_ports_when_its_tls_port_is_taken(tmp_path: Path) -> None:
+    """baresip binds TLS on its SIP port + 1, which the free-port check cannot see; another process holding
+    it made a phone test fail with "Address already in use" on the shared machine."""
+    import socket
+
+    from tests.fixtures.baresip import Baresip
+    from tests.speech.conftest import write_wav
+
+    source = write_wav(tmp_path / "silence.wav", np.zeros(8000, np.int16), 8000)
+    phone = Baresip(tmp_path / "phone", "tls", source, "<sip:{user}@127.0.0.1:{port}>;regint=0;answermode=auto")
+    first = phone.sip_port
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", first + 1))
+        blocker.listen()
+        try:
+            phone.start()
+            assert phone.sip_port != first and phone.uri.endswith(f":{phone.sip_port}")
+            assert phone.process is not None and phone.process.running()
+        finally:
+            phone.stop()

@@ -28,6 +28,9 @@ class ProactivePrompt(BusModel):
     created_at: float = Field(default_factory=time.time)
     expires_at: float | None = None
     campaign_id: str | None = None
+    # Keys that answer the prompt ("press 1 to confirm, 2 to cancel": "12"); the key pressed (or none) is
+    # recorded with the delivery. Optional and additive: schema_version stays 1.
+    expect_digits: str | None = Field(None, pattern=r"^[0-9*#A-D]{1,12}$")
 
     @model_validator(mode="after")
     def _needs_text_or_intent(self) -> ProactivePrompt:

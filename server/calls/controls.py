@@ -1,13 +1,16 @@
 """Control events a transport hands to ``CallSession.control``: what the caller's side does besides talking.
 
-Today there is one: ``Hangup`` (the page's hang-up button, a gateway's ``stop``, a SIP BYE). The SIP bridge
-adds its own here (DTMF digits, hold and resume) as further dataclasses in ``ControlEvent`` and a branch in
-``CallSession.control``; a transport never reaches into the session's collaborators directly.
+``Hangup`` (the page's hang-up button, a gateway's ``stop``, a SIP BYE), ``Dtmf`` (a key pressed on the
+caller's phone: RFC 4733 on SIP) and ``Hold`` (the caller's side put the call on hold, or took it off). A
+transport never reaches into the session's collaborators directly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+
+DTMF_KEYS = frozenset("0123456789*#ABCD")
 
 
 @dataclass(frozen=True)
@@ -17,4 +20,24 @@ class Hangup:
     reason: str = "hangup"
 
 
-ControlEvent = Hangup
+@dataclass(frozen=True)
+class Dtmf:
+    """One key pressed by the caller (``0-9``, ``*``, ``#``, ``A-D``); ``at`` is monotonic time."""
+
+    digit: str
+    at: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if self.digit not in DTMF_KEYS:
+            raise ValueError(f"not a DTMF key: {self.digit!r} (0-9, *, #, A-D)")
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The caller's side put the call on hold (True) or resumed it (False): while held, the agent says
+    nothing and the caller's audio (music on hold) is not listened to."""
+
+    on_hold: bool
+
+
+ControlEvent = Hangup | Dtmf | Hold

@@ -17,7 +17,7 @@ class TranscriptEntry:
     role: str  # "user" | "agent"
     text: str
     t: float  # unix time the utterance ended (user) or started playing (agent)
-    source: str = "reply"  # agent: "reply" | "greeting" | "proactive"
+    source: str = "reply"  # agent: "reply" | "greeting" | "proactive" | "goodbye"; user: "reply" (spoken) | "dtmf"
     interrupted: bool = False
     message_id: str | None = None
 
@@ -57,6 +57,10 @@ class CallRecord:
 
     def add_user(self, text: str) -> None:
         self.transcript.append(TranscriptEntry("user", text, time.time()))
+
+    def add_key(self, key: str) -> None:
+        """A key the caller pressed (DTMF), in the transcript as a user entry of source ``dtmf``."""
+        self.transcript.append(TranscriptEntry("user", key, time.time(), source="dtmf"))
 
     def add_agent(self, text: str, source: str = "reply", message_id: str | None = None) -> TranscriptEntry:
         entry = TranscriptEntry("agent", text, time.time(), source=source, message_id=message_id)

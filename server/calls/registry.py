@@ -28,12 +28,22 @@ class RegisteredCall(Protocol):
     async def close(self, reason: str = "hangup") -> None: ...
 
 
+class RegistryObserver(Protocol):
+    """Told of every call registered and unregistered (e.g. the node's presence in the shared database);
+    called synchronously: an observer that does I/O queues it."""
+
+    def call_registered(self, call: RegisteredCall) -> None: ...
+
+    def call_unregistered(self, call: RegisteredCall) -> None: ...
+
+
 class SessionRegistry:
     """Implements ``server.proactive``'s ``SessionDirectory``: ``find_by_user(user_id) -> session | None``."""
 
     def __init__(self) -> None:
         self._by_call: dict[str, RegisteredCall] = {}
         self._by_user: dict[tuple[str, str], list[str]] = {}
+        self.observers: list[RegistryObserver] = []
 
     @staticmethod
     def _user_key(session: RegisteredCall) -> tuple[str, str] | None:
@@ -44,6 +54,8 @@ class SessionRegistry:
         self._by_call[session.call_id] = session
         if (key := self._user_key(session)) is not None:
             self._by_user.setdefault(key, []).append(session.call_id)
+        for observer in self.observers:
+            observer.call_registered(session)
 
     def unregister(self, session: RegisteredCall) -> None:
         if self._by_call.get(session.call_id) is not session:
@@ -56,6 +68,8 @@ class SessionRegistry:
                 self._by_user[key] = calls
             else:
                 del self._by_user[key]
+        for observer in self.observers:
+            observer.call_unregistered(session)
 
     def get(self, call_id: str) -> RegisteredCall | None:
         return self._by_call.get(call_id)

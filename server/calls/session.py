@@ -25,14 +25,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
 from server.calls import metrics
 from server.calls.admission import CallAdmission
 from server.calls.barge_in import caller_barge_in, is_backchannel_turn
 from server.calls.clock import StreamClock
-from server.calls.controls import ControlEvent, Hangup
+from server.calls.controls import ControlEvent, Dtmf, Hangup, Hold
 from server.calls.conversation_events import ConversationEventPublisher
 from server.calls.events import CallEventFeed
 from server.calls.identity import CallIdentity
+from server.calls.keypad import Keypad
 from server.calls.playback import PlaybackOutput
 from server.calls.record import CallRecord, CallRecordStore, RecordedTurn
 from server.calls.registry import SessionRegistry
@@ -50,6 +53,7 @@ from speech.tts.base import TextToSpeech
 log = logging.getLogger(__name__)
 
 _GREETING_DELAY_S = 0.3  # let the caller's jitter buffer start before the first words
+_HOLD_SILENCE_S = 1.6  # longer than the longest end-of-turn silence (an unfinished clause: 1.5 s)
 
 
 @dataclass
@@ -102,15 +106,19 @@ class CallSession:
         output_rate: int,
         transport: MediaTransport | None = None,
         identity: CallIdentity | None = None,
+        greet: bool = True,
     ) -> None:
         """``output_rate``: the transport's own audio clock (48 kHz for Opus, the gateway's rate for a
         WebSocket stream, 8 kHz for G.711). The agent's voice is resampled once, on enqueue: a track at
         another rate makes aiortc's encoder resample it and buffer up to one more 20 ms frame, which a
-        barge-in has to wait out.
+        barge-in has to wait out. ``greet``: False for a call the agent placed to say a proactive prompt:
+        no greeting, and what the callee says before that prompt was said ("Hello?") is recorded but not
+        answered, so the call opens with the prompt.
 
-        Who the call is for: ``identity`` (from a verified call token, ``server.calls.identity``); else
-        ``user_id`` of the default tenant, which the transport vouches for (the SIP bridge's directory);
+        Who the call is for: ``identity`` (from a verified call token, ``server.calls.identity``, or the SIP
+        bridge's phone directory); else ``user_id`` of the default tenant, which the transport vouches for;
         else a fresh anonymous user that reads no one's memory or held prompts."""
+        # 128 random bits: knowing the id is what lets a page watch the call's events
         self.call_id = call_id or uuid.uuid4().hex
         if identity is None:
             identity = CallIdentity(user_id) if user_id else CallIdentity.fresh_anonymous()
@@ -131,6 +139,15 @@ class CallSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Task[None] | None = None
         self._greeted = False
+        self._says_greeting = greet
+        self._awaiting_opening = not greet
+        self.keypad = Keypad()
+        self.on_hold = False
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._listener: TurnListener | None = None
+        self._caller_rate = 16_000
+        self._prompt_started: dict[str, float] = {}  # message id -> when its words began (keys count since)
         self._answered = False
         self._clock = StreamClock()
         self.ended = asyncio.Event()
@@ -159,7 +176,7 @@ class CallSession:
     def listen(self, frames: AsyncIterator[AudioFrame]) -> None:
         """Start hearing the caller: ``frames`` is the caller's audio (any rate) until the call ends."""
         barge_in = caller_barge_in(self.deps.speech, self.deps.stt, self.audio, self.turns)
-        listener = TurnListener(self.deps.stt, self.deps.speech, on_vad=barge_in.on_vad)
+        listener = self._listener = TurnListener(self.deps.stt, self.deps.speech, on_vad=barge_in.on_vad)
         self._spawn(self._feed_listener(frames, listener), "caller-audio")
         self._spawn(self._follow_turns(listener, barge_in), "turns")
 
@@ -177,6 +194,10 @@ class CallSession:
         """A control event from the transport (see ``server.calls.controls``)."""
         if isinstance(event, Hangup):
             await self.close(event.reason)
+        elif isinstance(event, Dtmf):
+            self._key_pressed(event)
+        elif isinstance(event, Hold):
+            self._set_hold(event.on_hold)
         else:  # a transport handed in an event this core does not know yet
             raise TypeError(f"unknown control event {event!r}")
 
@@ -198,6 +219,8 @@ class CallSession:
         self.audio.interrupt()
         self.record.ended_at = time.time()
         self.record.end_reason = reason  # before the transport closes: it may tell the far end why
+        self.keypad.close()
+        self._resumed.set()
         if self.transport is not None:
             try:
                 await self.transport.close()
@@ -259,6 +282,9 @@ class CallSession:
     async def _feed_listener(self, frames: AsyncIterator[AudioFrame], listener: TurnListener) -> None:
         try:
             async for frame in frames:
+                self._caller_rate = frame.sample_rate
+                if self.on_hold:  # music on hold is not the caller talking
+                    frame = AudioFrame(np.zeros_like(frame.pcm), frame.sample_rate, frame.timestamp)
                 await listener.push(frame)
                 self._clock.note(listener.stream_time, frame.timestamp + frame.duration)
         finally:
@@ -276,11 +302,14 @@ class CallSession:
                 if event.text.strip():
                     self.record.add_user(event.text.strip())
                     self._publish("final_turn", event.text.strip(), "user")
+                if self._awaiting_opening:  # "Hello?" of a callee: the prompt the call is for comes first
+                    self.events.emit("final_transcript", {"text": event.text.strip(), "answered": False})
+                    continue
             await self.turns.handle(event)
 
     # -- audio out ---------------------------------------------------------------------------------
     async def _on_connected(self) -> None:
-        if self.deps.call.greeting and self.deps.greeting:
+        if self._says_greeting and self.deps.call.greeting and self.deps.greeting:
             await self._greet()
         for hook in self.deps.on_call_connected:
             try:
@@ -304,6 +333,12 @@ class CallSession:
         call's tasks, so a hang-up ends the wait (or the playing) at once instead of leaving the bus handler
         waiting for a pause, or for audio nobody reads any more.
         """
+        try:
+            return await self._speak_proactive_in_call_task(text, message_id)
+        finally:
+            self._awaiting_opening = False  # said or not, the caller's turns are answered from now on
+
+    async def _speak_proactive_in_call_task(self, text: str, message_id: str) -> bool:
         if self._closing is not None:
             return False
         task = self._spawn(self._speak_proactive(text, message_id), "proactive")
@@ -318,12 +353,16 @@ class CallSession:
 
     async def _speak_proactive(self, text: str, message_id: str) -> bool:
         cfg = self.deps.call
-        if not await self.turns.wait_for_pause(cfg.proactive_pause_ms / 1000, cfg.proactive_timeout_s):
+        deadline = time.monotonic() + cfg.proactive_timeout_s
+        if not await self._wait_resumed(cfg.proactive_timeout_s) or not await self.turns.wait_for_pause(
+            cfg.proactive_pause_ms / 1000, max(0.0, deadline - time.monotonic())
+        ):
             metrics.PROACTIVE_SPOKEN.labels("no_pause").inc()
             return False
         if self._closing is not None:  # the pause was the hang-up cancelling the reply
             return False
         self.events.emit("proactive", {"message_id": message_id, "text": text})
+        self._prompt_started[message_id] = time.monotonic()
         entry = self.record.add_agent(text, source="proactive", message_id=message_id)
         try:
             spoken = await self.turns.say(text, "proactive")
@@ -336,6 +375,62 @@ class CallSession:
                 self._publish("final_turn", text, "agent")
             metrics.PROACTIVE_SPOKEN.labels("spoken" if spoken else "interrupted").inc()
         return spoken
+
+    async def await_key(self, message_id: str, timeout_s: float) -> str | None:
+        """The first key the caller pressed since the proactive prompt ``message_id`` began, waiting up to
+        ``timeout_s`` after now; None when none came (or the prompt was never spoken in this call)."""
+        since = self._prompt_started.get(message_id)
+        if since is None:
+            return None
+        return await self.keypad.wait_for(since, timeout_s)
+
+    async def say_goodbye(self, text: str, reason: str) -> None:
+        """Say ``text`` (once the agent is quiet), then end the call with ``reason`` (e.g. nobody spoke)."""
+        if self._closing is not None:
+            return
+        entry = self.record.add_agent(text, source="goodbye")
+        entry.interrupted = not await self.turns.say(text, "goodbye", remember=False)
+        await self.close(reason)
+
+    # -- control events ---------------------------------------------------------------------------
+    def _key_pressed(self, event: Dtmf) -> None:
+        self.keypad.press(event.digit, event.at)
+        self.record.add_key(event.digit)
+        self.events.emit("dtmf", {"digit": event.digit})
+        log.info("call %s: key %s pressed", self.call_id, event.digit)
+
+    def _set_hold(self, on_hold: bool) -> None:
+        if on_hold == self.on_hold:
+            return
+        self.on_hold = on_hold
+        controller = self.audio.controller
+        if on_hold:
+            controller.pause()  # what the agent was saying waits; nothing is lost or replayed
+            self._resumed.clear()
+            self._spawn(self._end_open_turn(), "hold-silence")
+        else:
+            controller.resume()
+            self._resumed.set()
+        self.events.emit("hold", {"on_hold": on_hold})
+        log.info("call %s %s", self.call_id, "put on hold" if on_hold else "resumed")
+
+    async def _end_open_turn(self) -> None:
+        """Hold can come mid-sentence and a held phone may send no audio at all: feed the listener silence
+        so a turn the caller was in ends (and is answered once the call resumes)."""
+        listener, rate = self._listener, self._caller_rate
+        frame_samples = rate // 50
+        for _ in range(int(_HOLD_SILENCE_S * 50)):
+            if listener is None or listener.closed or not self.on_hold:
+                return
+            await listener.push(AudioFrame(np.zeros(frame_samples, np.int16), rate, time.monotonic()))
+            await asyncio.sleep(0)
+
+    async def _wait_resumed(self, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(self._resumed.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return self._closing is None
 
     # -- CallControl for agent tools -----------------------------------------------------------------
     async def end_call(self) -> None:
@@ -394,5 +489,11 @@ class CallSession:
         """Live view for the API and the admin dashboard."""
         data = self.record.to_dict()
         connection = self.transport.connection_state if self.transport is not None else "connected"
-        data.update(state=self.turns.state.value, connection=connection, live=self._closing is None)
+        data.update(
+            state=self.turns.state.value,
+            connection=connection,
+            live=self._closing is None,
+            transport=self.transport.kind if self.transport is not None else None,
+            on_hold=self.on_hold,
+        )
         return data

@@ -7,7 +7,9 @@ once however many nodes, redeliveries or republished copies there are. A prompt 
 call is held as ``pending`` (one row per key, whichever node writes it first) for `pop_pending` at the
 user's next call. The bus message is acknowledged only after the prompt was spoken, held, expired or
 found to be a duplicate; an exception from the call releases the claim (back to pending) and the bus
-retries.
+retries. With an ``outreach`` (a node that can place phone calls), a prompt for a user in no call on this
+node is first offered to it: it rings the user's phone unless the user is in a call on another node
+(``server.phone.outreach``); only what it does not take is held.
 """
 
 from __future__ import annotations
@@ -15,15 +17,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from messaging.bus import Message, MessageBus, Subscription
 from messaging.schemas import ProactivePrompt
+from server.proactive.delivery import PromptDelivery
 from server.proactive.directory import SessionDirectory
 from server.proactive.ledger import LEDGER_OUTAGE_WAIT_S, DeliveryLedger, riding_out_outage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class Outreach(Protocol):
+    """Rings the phone of a user who is in no call (``server.phone.outreach.PhoneOutreach``)."""
+
+    async def offer(self, prompt: ProactivePrompt) -> bool:
+        """True when it took the prompt (dialling, or a later attempt scheduled); False: hold it."""
+        ...
 
 
 class ProactivePromptConsumer:
@@ -37,6 +48,8 @@ class ProactivePromptConsumer:
         group_prefix: str = "voice-proactive",
         clock: Callable[[], float] = time.time,
         ledger_outage_wait_s: float = LEDGER_OUTAGE_WAIT_S,
+        delivery: PromptDelivery | None = None,
+        outreach: Outreach | None = None,
     ) -> None:
         """``ledger_outage_wait_s``: how long one message waits for the ledger's database to come back
         (a PostgreSQL restart) before it goes back to the bus's retries."""
@@ -48,6 +61,8 @@ class ProactivePromptConsumer:
         self.topic = topic
         self.group = f"{group_prefix}-{node_id}"
         self.clock = clock
+        self.delivery = delivery or PromptDelivery(ledger, node_id, outage_wait_s=ledger_outage_wait_s)
+        self.outreach = outreach
 
     def subscribe(self) -> Subscription:
         """Register with the bus (before or after ``bus.start()``); ``await`` the result to wait until
@@ -75,6 +90,9 @@ class ProactivePromptConsumer:
             return
         call = self.directory.find_by_user(prompt.user_id, prompt.tenant)
         if call is None:
+            if self.outreach is not None and await self.outreach.offer(prompt):
+                log.info("user not in a call on this node; the phone outreach took it: %s", ctx)
+                return
             if await self._ledger(self.ledger.hold_pending, prompt, self.node_id):
                 log.info("user not in a call on this node; holding prompt: %s", ctx)
             return
@@ -82,16 +100,7 @@ class ProactivePromptConsumer:
         if blocked_by is not None:
             log.info("proactive prompt already %s; not speaking again: %s", blocked_by, ctx)
             return
-        try:
-            spoken = await call.speak_proactive(prompt.spoken_text, prompt.message_id)
-        except Exception as exc:
-            detail = f"speak raised {type(exc).__name__}: {exc}"
-            await self._ledger(self.ledger.mark_failed, prompt, self.node_id, detail)
-            raise
-        if spoken:
-            await self._ledger(self.ledger.mark_delivered, prompt, self.node_id)
+        if await self.delivery.speak(call, prompt):
             log.info("proactive prompt spoken: %s", ctx)
         else:
-            detail = "not spoken (no pause, cut off or call ended)"
-            await self._ledger(self.ledger.mark_failed, prompt, self.node_id, detail)
             log.info("proactive prompt not spoken; held for the next call: %s", ctx)

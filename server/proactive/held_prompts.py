@@ -23,6 +23,7 @@ class HeldPromptGreeting:
         self.consumer = consumer
         self.ledger = ledger
         self.node_id = node_id
+        self.delivery = consumer.delivery
 
     async def __call__(self, session: Any) -> None:
         if not session.user_id or getattr(session, "anonymous", False):
@@ -37,6 +38,7 @@ class HeldPromptGreeting:
             if not spoken:
                 await self._hold_again([prompt], "not spoken at connect (no pause, cut off or call ended)")
             else:
+                self.delivery.watch_response(session, prompt)
                 log.info(
                     "held proactive prompt spoken: key=%s user=%s call=%s",
                     prompt.idempotency_key,

@@ -266,10 +266,12 @@ class SqlDeliveryLedger:
 
         def tx(conn: sa.Connection) -> list[ProactivePrompt]:
             now = self.clock()
+            # "retry": waiting to ring the user's phone again (server.storage.outreach_ledger); the user
+            # called first, so it is said in this call instead.
             held = sa.and_(
                 deliveries.c.user_id == user_id,
                 deliveries.c.tenant == tenant,
-                deliveries.c.status == "pending",
+                deliveries.c.status.in_(("pending", "retry")),
             )
             expired = conn.execute(
                 deliveries.update()

@@ -93,8 +93,9 @@ function start() {
   $("login-panel").hidden = true;
   $("app").hidden = false;
   $("logout").hidden = false;
-  refreshCalls(); refreshCampaigns(); refreshIntents(); refreshLatency(); refreshKnowledge();
+  refreshCalls(); refreshCampaigns(); refreshIntents(); refreshLatency(); refreshKnowledge(); refreshPhone();
   timers.push(setInterval(refreshCalls, POLL_CALLS_MS));
+  timers.push(setInterval(refreshPhone, POLL_CALLS_MS));
   timers.push(setInterval(refreshCampaigns, POLL_SLOW_MS));
   timers.push(setInterval(refreshLatency, POLL_SLOW_MS));
   onStart.forEach((begin) => begin());
@@ -122,7 +123,7 @@ async function refreshCalls() {
       }
       box.append(el("div", { class: "call" },
         el("strong", {}, `${call.user_id || "anonymous"} `),
-        el("small", {}, `call ${call.call_id} · since ${fmtTime(call.started_at)}`),
+        el("small", {}, `${call.transport || ""}${call.on_hold ? " (on hold)" : ""} call ${call.call_id} · since ${fmtTime(call.started_at)}`),
         turns));
       turns.scrollTop = turns.scrollHeight;
     }

@@ -36,6 +36,7 @@ _ERRORS = {
     403: "another tenant than the admin token's",
     404: "not found (or of another tenant than the admin token's)",
     409: "not allowed now",
+    503: "not available on this node",
 }
 
 

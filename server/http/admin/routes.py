@@ -16,7 +16,7 @@ import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -376,9 +376,13 @@ def admin_endpoints(deps: AdminDeps) -> list[Endpoint]:
     ]
 
 
-def admin_routes(deps: AdminDeps, prefix: str = "/api/admin") -> list[web.RouteDef]:
-    """Route definitions of the admin API under ``prefix``; add them with ``app.add_routes(...)``."""
-    endpoints = admin_endpoints(deps)
+def admin_routes(
+    deps: AdminDeps, prefix: str = "/api/admin", extra: Sequence[Endpoint] = ()
+) -> list[web.RouteDef]:
+    """Route definitions of the admin API under ``prefix``; add them with ``app.add_routes(...)``.
+    ``extra``: more endpoints (e.g. ``server.http.admin.phone.phone_endpoints``), guarded and documented
+    like the rest."""
+    endpoints = [*admin_endpoints(deps), *extra]
 
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(document)

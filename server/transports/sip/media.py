@@ -2,7 +2,9 @@
 
 The watchdogs turn silence into events: no packets at all for ``media_timeout_s`` means the peer is gone
 (a phone that lost power never sends BYE); packets without voice for ``no_speech_s`` means an answering
-machine or an open line, which the call core may end politely.
+machine or an open line, which the call core may end politely. That time counts from the last voice of
+either side: a caller listening to a long answer is not an open line, and must get ``no_speech_s`` to
+reply once the agent has finished.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class CallMedia:
         self._tasks: list[asyncio.Task[None]] = []
         self._on_hold = False
         self._started_at = 0.0
-        self._last_voice_at = 0.0
+        self._last_voice_at = 0.0  # the caller's or the agent's
         self._no_speech_sent = False
         self.on_media_timeout: Callable[[], None] | None = None
         self.dropped_frames = 0
@@ -86,7 +88,18 @@ class CallMedia:
 
     def set_source(self, read_frame: FrameSource | None) -> None:
         assert self._pacer is not None
-        self._pacer.source = read_frame
+        self._pacer.source = None if read_frame is None else self._noting_voice(read_frame)
+
+    def _noting_voice(self, read_frame: FrameSource) -> FrameSource:
+        """``read_frame``, noting when the agent's frames hold voice (the no-speech clock starts again)."""
+
+        def read() -> AudioFrame:
+            frame = read_frame()
+            if _voiced(frame.pcm):
+                self._last_voice_at = time.monotonic()
+            return frame
+
+        return read
 
     def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
         assert self._pacer is not None
@@ -111,7 +124,7 @@ class CallMedia:
         self._push(None)
 
     def _caller_audio(self, pcm: np.ndarray, arrival: float) -> None:
-        if len(pcm) and float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > _VOICE_RMS:
+        if _voiced(pcm):
             self._last_voice_at = arrival
             self._no_speech_sent = False
         self._push(AudioFrame(pcm, RATE, arrival - len(pcm) / RATE))
@@ -141,3 +154,7 @@ class CallMedia:
             if limit is not None and not self._no_speech_sent and now - self._last_voice_at >= limit:
                 self._no_speech_sent = True
                 self._on_event(NoSpeech(round(now - self._last_voice_at, 1)))
+
+
+def _voiced(pcm: np.ndarray) -> bool:
+    return bool(len(pcm)) and float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > _VOICE_RMS

@@ -61,3 +61,27 @@ async def test_silence_is_reported_as_no_speech(user_agent, sipp, tmp_path: Path
     assert np.abs(record.audio).max() < 100
     await record.call.hangup()  # what the call core does after a polite goodbye
     assert await run.finished(15) == 0, run.logs()
+
+
+async def test_no_speech_counts_from_the_end_of_the_agents_voice(user_agent, sipp, tmp_path: Path) -> None:
+    """A caller listening to a long answer is not an open line: NoSpeech comes ``no_speech_hangup_s`` after
+    the agent's last voiced frame, not after the caller's last voice (the call used to be ended while the
+    caller was about to answer a long reply)."""
+    silence = tmp_path / "silence.ul"
+    silence.write_bytes(bytes([0xFF]) * 8000 * 8)  # 8 s of mu-law silence
+    talk_s = 3.0
+    tone = (3000 * np.sin(np.arange(int(talk_s * 8000)) * 2 * np.pi * 440 / 8000)).astype(np.int16)
+    app = RecordingApp(reply=tone)  # the "agent" speaks for 3 s, then is silent
+    agent = await user_agent(app, no_speech_hangup_s=1.0, media_timeout_s=10.0)
+    media = f'<nop><action><exec rtp_stream="{silence},1,0"/></action></nop>'
+    run = sipp.start(scenario("caller_silent", tmp_path, media=media), f"127.0.0.1:{agent.port}")
+    record = await app.call(0)
+    answered = asyncio.get_running_loop().time()
+    while not any(isinstance(e, NoSpeech) for e in record.events):
+        await asyncio.sleep(0.05)
+        assert not record.ended.is_set()
+    waited = asyncio.get_running_loop().time() - answered
+    assert waited >= talk_s + 1.0 - 0.3, waited  # before the fix: ~1 s, while the agent was still talking
+    assert waited < talk_s + 1.0 + 3.0, waited
+    await record.call.hangup()
+    assert await run.finished(15) == 0, run.logs()
