@@ -15,7 +15,7 @@ import aiohttp
 from messaging.schemas import ProactivePrompt
 from server.node import VoiceNode
 from server.settings import Settings, load_settings
-from tests.server.caller import RTCCaller, free_port, synthesize_speech
+from tests.server.caller import TEST_CALL_SECRET, RTCCaller, free_port, synthesize_speech
 
 ADMIN_TOKEN = "faults-admin"
 QUESTION = "What time do you open on Sunday?"
@@ -28,6 +28,7 @@ def fault_settings(workdir: Path, node_id: str = "fault-node") -> Settings:
     settings = load_settings(None, environ={})
     s = settings.server
     s.host, s.port, s.node_id, s.admin_token, s.rag = "127.0.0.1", free_port(), node_id, ADMIN_TOKEN, False
+    s.call_tokens.secret = TEST_CALL_SECRET  # known callers: a prompt finds its user's call
     settings.storage.records = str(workdir / "calls.sqlite3")
     settings.storage.delivery_ledger = str(workdir / "ledger.sqlite3")
     settings.storage.spool_retry_s = 1.0
