@@ -58,6 +58,15 @@ class CallAdmission:
         CALL_SLOTS.labels("in_use").set(len(self._holders))
         return True
 
+    def full(self, transport: str) -> bool:
+        """True (counted as a refusal of ``transport``) when no slot is free: for a transport that must
+        refuse before it has a call id to admit (a SIP INVITE gets its 503 before any RTP port)."""
+        if len(self._holders) < self.max_calls:
+            return False
+        self.refused += 1
+        CALLS_REFUSED.labels(transport).inc()
+        return True
+
     def release(self, call_id: str) -> None:
         """Give the slot of ``call_id`` back (a call that held none: nothing happens)."""
         if self._holders.pop(call_id, None) is not None:

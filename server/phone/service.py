@@ -104,6 +104,8 @@ class Telephony:
                 transfer_uri(s.sip, s.agent.transfer_target, s.phone.transfer_uri),
             )
             self.user_agent = SipUserAgent(s.sip, on_call=self.answerer)
+            admission = self.deps.admission
+            self.user_agent.set_capacity_check(lambda: admission.full("sip"))  # server.max_calls, node-wide
             self.outreach = PhoneOutreach(
                 node_id=self.node_id,
                 config=s.phone.outreach,

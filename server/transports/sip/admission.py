@@ -8,6 +8,7 @@ challenge when inbound auth is on, 400 for an unreadable SDP, 488 when no codec 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 
@@ -58,6 +59,8 @@ class InviteAdmission:
         self._config = config
         self._auth = DigestAuthenticator(config.inbound_auth) if config.inbound_auth else None
         self.accepting = True
+        # The node's own limit over every transport (``server.max_calls``): True when no line is free.
+        self.node_full: Callable[[], bool] | None = None
 
     def check(
         self, request: SipRequest, source: tuple[str, int], *, active_calls: int, received_at: float
@@ -71,7 +74,7 @@ class InviteAdmission:
             if auth_user is None:
                 challenge = {"WWW-Authenticate": self._auth.challenge(stale=stale)}
                 return Refusal(401, "Unauthorized", challenge, "auth")
-        if active_calls >= self._config.max_calls:
+        if active_calls >= self._config.max_calls or (self.node_full is not None and self.node_full()):
             return Refusal(503, "Service Unavailable", retry, "capacity")
         try:
             offer = self._offer(request)

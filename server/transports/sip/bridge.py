@@ -86,6 +86,8 @@ class SipCallBridge:
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> CallSession:
         session = self.session
+        if not session.admit():  # the INVITE's capacity check passed; another transport took the last line since
+            log.warning("SIP call %s carried past server.max_calls (raced for the last line)", self.call.call_id)
         session.start()
         session.listen(self.call.audio())
         self.call.play(session.read_frame)

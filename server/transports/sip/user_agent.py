@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from contextlib import suppress
 
 from aiosipua import SipRequest, SipResponse
@@ -19,7 +20,7 @@ from server.transports.sip.admission import InviteAdmission, PeerFilter, Refusal
 from server.transports.sip.call import SipCall
 from server.transports.sip.config import SipConfig
 from server.transports.sip.context import SipContext
-from server.transports.sip.errors import SdpError, SipError
+from server.transports.sip.errors import DialError, DialOutcome, SdpError, SipError
 from server.transports.sip.inbound import InboundCalls
 from server.transports.sip.messages import (
     MalformedMessage,
@@ -152,6 +153,11 @@ class SipUserAgent:
         """False: new INVITEs get 503 + Retry-After (draining a node); live calls go on."""
         self._admission.accepting = accepting
 
+    def set_capacity_check(self, node_full: Callable[[], bool] | None) -> None:
+        """``node_full()`` True: the node has no free line for any transport (``server.max_calls``), so a new
+        INVITE gets 503 + Retry-After and a dial fails at once, before any RTP port or ringing."""
+        self._admission.node_full = node_full
+
     async def dial(
         self,
         target: str,
@@ -164,6 +170,9 @@ class SipUserAgent:
         raises ``DialError`` with a ``DialOutcome``."""
         if self._dialer is None:
             raise SipError("the SIP user agent is not started")
+        node_full = self._admission.node_full
+        if node_full is not None and node_full():
+            raise DialError(target, DialOutcome.FAILED, 503, "no free line on this node (server.max_calls)")
         return await self._dialer.dial(
             target, caller_id=caller_id, ring_timeout_s=ring_timeout_s, headers=headers
         )

@@ -272,3 +272,28 @@ async def test_rtp_from_an_unexpected_address_is_ignored(
     assert tone_share < 0.001  # no trace of the rogue's 1 kHz tone
     heard = await whisper.transcribe(record.audio)
     assert recall(caller_sentence.text, heard) >= 0.7, heard
+
+
+async def test_a_full_node_refuses_invites_and_dials(user_agent, sipp, tmp_path: Path) -> None:
+    """``server.max_calls`` is node-wide: while the other transports hold every line, an INVITE gets 503 with
+    Retry-After (before any RTP port) and a dial fails at once; a freed line takes calls again."""
+    from server.calls.admission import CallAdmission
+    from server.transports.sip import DialError, DialOutcome
+
+    lines = CallAdmission(max_calls=1)
+    assert lines.try_admit("webrtc-call", "webrtc")
+    app = RecordingApp()
+    agent = await user_agent(app, retry_after_s=7)
+    agent.set_capacity_check(lambda: lines.full("sip"))
+    refused = sipp.start(
+        scenario("caller_refused", tmp_path / "full", formats="0", rtpmaps="a=rtpmap:0 PCMU/8000", status=503),
+        f"127.0.0.1:{agent.port}",
+    )
+    assert await refused.finished(20) == 0, refused.logs()
+    assert agent.refusals["capacity"] == 1 and app.records == [] and lines.refused == 1
+    assert "Retry-After: 7" in refused.messages()
+    with pytest.raises(DialError) as dialled:
+        await agent.dial(f"sip:nobody@127.0.0.1:{agent.port}")
+    assert dialled.value.outcome is DialOutcome.FAILED and dialled.value.status == 503
+    lines.release("webrtc-call")
+    await normal_call(sipp, agent, app, tmp_path)
