@@ -293,6 +293,8 @@ class CallSession:
     async def _follow_turns(self, listener: TurnListener, barge_in: BargeInDetector) -> None:
         async for event in listener.events():
             if isinstance(event, SpeculativeTranscript):
+                if self._awaiting_opening:  # no reply is prepared to a callee's "Hello?" either
+                    continue
                 event = dataclasses.replace(event, speech_end_t=self._clock.to_wall(event.speech_end_t))
             elif isinstance(event, FinalTranscript):
                 if await is_backchannel_turn(barge_in, event, self.deps.speech):

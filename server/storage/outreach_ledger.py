@@ -275,11 +275,13 @@ class SqlOutreachLedger:
 
         await self.ledger._run(tx)
 
-    async def recent(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The latest dialled prompts with their status, attempts and outcomes (dashboard)."""
+    async def recent(self, limit: int = 50, tenant: str | None = None) -> list[dict[str, Any]]:
+        """The latest dialled prompts with their status, attempts and outcomes (dashboard); ``tenant`` None:
+        every tenant."""
         columns = (
             deliveries.c.idempotency_key,
             deliveries.c.user_id,
+            deliveries.c.tenant,
             deliveries.c.status,
             deliveries.c.node_id,
             deliveries.c.detail,
@@ -293,12 +295,12 @@ class SqlOutreachLedger:
         )
 
         def q(conn: sa.Connection) -> list[dict[str, Any]]:
-            rows = conn.execute(
-                sa.select(*columns)
-                .join(phone_attempts, phone_attempts.c.idempotency_key == deliveries.c.idempotency_key)
-                .order_by(deliveries.c.updated_at.desc())
-                .limit(limit)
-            ).all()
+            query = sa.select(*columns).join(
+                phone_attempts, phone_attempts.c.idempotency_key == deliveries.c.idempotency_key
+            )
+            if tenant is not None:
+                query = query.where(deliveries.c.tenant == tenant)
+            rows = conn.execute(query.order_by(deliveries.c.updated_at.desc()).limit(limit)).all()
             return [dict(r._mapping) for r in rows]
 
         return await self.ledger._run(q)

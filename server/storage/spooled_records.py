@@ -53,8 +53,10 @@ class SpoolingCallRecordStore:
     async def get(self, call_id: str) -> CallRecord | None:
         return await self.inner.get(call_id)
 
-    async def recent(self, limit: int = 50, user_id: str | None = None) -> list[dict[str, Any]]:
-        return await self.inner.recent(limit, user_id)
+    async def recent(
+        self, limit: int = 50, user_id: str | None = None, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await self.inner.recent(limit, user_id, tenant)
 
     def close(self) -> None:
         """Stops replaying (what is left stays on disk for the next start) and closes the store."""

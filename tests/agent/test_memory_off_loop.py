@@ -80,7 +80,7 @@ async def test_an_unreadable_memory_gives_a_call_without_memory(tmp_path: Path) 
     path.write_bytes(b"this is not a database" * 100)  # corrupted under the open store
     store.close()
     broken = MemoryStore.__new__(MemoryStore)
-    broken.path, broken.max_facts = path, 8
+    broken.path, broken.max_facts, broken.tenant = path, 8, "default"
     broken._lock = store._lock
     broken._db = sqlite3.connect(str(path), check_same_thread=False)
     conversation = Conversation(FakeLLM(["Hello."]), AgentConfig(), memory=broken, user_id="cy")

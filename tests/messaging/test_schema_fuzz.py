@@ -19,7 +19,7 @@ from tests.fuzzing import json_values, mutated
 
 VALID: dict[type[BusModel], dict[str, Any]] = {
     ProactivePrompt: {"schema_version": 1, "message_id": "m1", "idempotency_key": "k1", "user_id": "ann",
-                      "text": "Your parcel is here.", "expires_at": time.time() + 600},
+                      "text": "Your parcel is here.", "expires_at": time.time() + 30 * 86_400},
     ConversationEvent: {"schema_version": 1, "event": "final_turn", "call_id": "c1", "user_id": "ann",
                         "node_id": "n1", "text": "hello", "role": "user"},
     KnowledgeChange: {"schema_version": 1, "op": "upsert", "doc_id": "d1", "content": "Opening hours",

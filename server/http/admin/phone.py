@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from server.http.admin.openapi import Endpoint
 from server.http.admin.routes import _error, _int_query, _json_body, _parse
+from server.http.guards import admin_principal
 from server.phone.directory import DirectoryEntry, PhoneDirectory, normalize_number
 from server.phone.outreach import OutreachRefused
 
@@ -31,7 +32,7 @@ class CallNow(Protocol):
 class AttemptLog(Protocol):
     """``server.storage.outreach_ledger.SqlOutreachLedger``."""
 
-    async def recent(self, limit: int = 50) -> list[dict[str, Any]]: ...
+    async def recent(self, limit: int = 50, tenant: str | None = None) -> list[dict[str, Any]]: ...
 
 
 class DirectoryEntryBody(BaseModel, extra="forbid"):
@@ -51,6 +52,7 @@ class DirectoryList(BaseModel):
 
 class CallNowRequest(BaseModel, extra="forbid"):
     user_id: str = Field(min_length=1, max_length=200)
+    tenant: str | None = Field(None, description="the user's tenant; a scoped token: its own; default 'default'")
     text: str | None = Field(
         None, min_length=1, max_length=2000, description="said when answered; default: the greeting"
     )
@@ -71,6 +73,7 @@ class CallNowResult(BaseModel):
 class PhoneAttempt(BaseModel):
     idempotency_key: str
     user_id: str
+    tenant: str = "default"
     status: str = Field(
         description="dialing, retry, delivered, pending (held for the next call), expired, dead_lettered"
     )
@@ -101,12 +104,16 @@ class PhoneHandlers:
 
     async def list_entries(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 1000, 1, 10_000)
-        entries = await self.directory.entries(request.query.get("tenant"), limit)
+        tenant = admin_principal(request).read_scope(request.query.get("tenant"))
+        entries = await self.directory.entries(tenant, limit)
         return web.json_response({"entries": [_view(e) for e in entries]})
 
     async def put_entry(self, request: web.Request) -> web.Response:
-        body = _parse(DirectoryEntryBody, await _json_body(request))
-        entry = _parse(DirectoryEntry, {**body.model_dump(), "source": "admin"})
+        raw = await _json_body(request)
+        body = _parse(DirectoryEntryBody, raw)
+        requested = raw.get("tenant") if isinstance(raw, dict) else None
+        tenant = admin_principal(request).write_tenant(requested)
+        entry = _parse(DirectoryEntry, {**body.model_dump(), "tenant": tenant, "source": "admin"})
         await self.directory.put(entry)
         return web.json_response(_view(entry), status=201)
 
@@ -116,23 +123,26 @@ class PhoneHandlers:
             number = normalize_number(raw)
         except ValueError as exc:
             raise _error(web.HTTPBadRequest, str(exc)) from exc
-        if not await self.directory.remove(number):
-            raise _error(web.HTTPNotFound, f"no directory entry for {number}")
+        entry = await self.directory.by_number(number)
+        if entry is None or not admin_principal(request).sees(entry.tenant) or not await self.directory.remove(number):
+            raise _error(web.HTTPNotFound, f"no directory entry for {number}")  # another tenant's: not revealed
         return web.json_response({"removed": number})
 
     async def call_now(self, request: web.Request) -> web.Response:
         body = _parse(CallNowRequest, await _json_body(request))
+        tenant = admin_principal(request).write_tenant(body.tenant)
         if self.outreach is None:
             raise _error(web.HTTPServiceUnavailable, "this node places no phone calls (sip.enabled is false)")
         try:
-            result = await self.outreach.call_now(body.user_id, body.text, body.expect_digits)
+            result = await self.outreach.call_now(body.user_id, body.text, body.expect_digits, tenant)
         except OutreachRefused as exc:
             raise _error(web.HTTPConflict, str(exc)) from exc
         return web.json_response(result, status=202)
 
     async def recent_attempts(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 50, 1, 1000)
-        rows = await self.attempts.recent(limit)
+        tenant = admin_principal(request).read_scope(request.query.get("tenant"))
+        rows = await self.attempts.recent(limit, tenant)
         return web.json_response({"attempts": [_attempt_view(r) for r in rows]})
 
 
@@ -159,7 +169,7 @@ def phone_endpoints(
             h.list_entries,
             "Phone directory: number, user, tenant, time zone",
             (200, DirectoryList, "entries by user"),
-            (400, 401),
+            (400, 401, 403),
             query={"tenant": "string", "limit": "integer"},
         ),
         Endpoint(
@@ -168,7 +178,7 @@ def phone_endpoints(
             h.put_entry,
             "Add a directory entry (or replace the one with the same number)",
             (201, DirectoryEntryBody, "the stored entry (number normalized)"),
-            (400, 401),
+            (400, 401, 403),
             request=DirectoryEntryBody,
         ),
         Endpoint(
@@ -185,7 +195,7 @@ def phone_endpoints(
             h.call_now,
             "Call this user now: ring the user's phone and say the text (never while the user is in a call)",
             (202, CallNowResult, "dialling; follow it in /phone/attempts"),
-            (400, 401, 409, 503),
+            (400, 401, 403, 409, 503),
             request=CallNowRequest,
         ),
         Endpoint(
@@ -194,7 +204,7 @@ def phone_endpoints(
             h.recent_attempts,
             "Outbound phone attempts: status, attempts, last outcome, next attempt, key pressed",
             (200, PhoneAttempts, "newest first"),
-            (400, 401),
-            query={"limit": "integer"},
+            (400, 401, 403),
+            query={"limit": "integer", "tenant": "string"},
         ),
     ]

@@ -80,6 +80,7 @@ async def test_a_session_without_a_verified_user_is_anonymous_and_gets_no_held_p
     class Consumer:
         def __init__(self) -> None:
             self.popped: list[tuple[str, str]] = []
+            self.delivery = None  # nothing is held, so nothing is spoken
 
         async def pop_pending(self, user_id: str, tenant: str = "default") -> list[Any]:
             self.popped.append((user_id, tenant))

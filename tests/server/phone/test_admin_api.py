@@ -73,3 +73,29 @@ async def test_a_node_without_sip_refuses_to_place_calls(phone_node: NodeFactory
     status, body = await call(node, "POST", "/api/admin/phone/calls", {"user_id": "kim"})
     assert status == 503 and "sip.enabled" in body["error"]
     assert node.phone.user_agent is None
+
+
+async def test_a_tenant_token_sees_and_changes_only_its_tenants_phones(phone_node: NodeFactory) -> None:
+    """The phone routes are tenant-scoped like every admin route: a scoped token lists and removes only its
+    tenant's directory entries, adds into its own tenant, and cannot place a call for another tenant."""
+    from server.security.config import TenantAdminToken
+
+    acme = "acme-phone-admin-token-01"
+    node = await phone_node(
+        directory=[
+            {"number": "+15551230020", "user_id": "lou", "tenant": "acme"},
+            {"number": "+15551230021", "user_id": "max", "tenant": "globex"},
+        ],
+        server__tenant_admin_tokens=[TenantAdminToken(tenant="acme", token=acme)],
+    )
+    status, body = await call(node, "GET", "/api/admin/phone/directory", token=acme)
+    assert status == 200 and [(e["user_id"], e["tenant"]) for e in body["entries"]] == [("lou", "acme")]
+    assert (await call(node, "GET", "/api/admin/phone/directory?tenant=globex", token=acme))[0] == 403
+    status, body = await call(node, "POST", "/api/admin/phone/directory", {"number": "+15551230022", "user_id": "ned"}, token=acme)  # fmt: skip
+    assert status == 201 and body["tenant"] == "acme"
+    entry = {"number": "+15551230023", "user_id": "ola", "tenant": "globex"}
+    assert (await call(node, "POST", "/api/admin/phone/directory", entry, token=acme))[0] == 403
+    assert (await call(node, "DELETE", "/api/admin/phone/directory/+15551230021", token=acme))[0] == 404
+    assert (await call(node, "POST", "/api/admin/phone/calls", {"user_id": "max", "tenant": "globex"}, token=acme))[0] == 403  # fmt: skip
+    status, body = await call(node, "GET", "/api/admin/phone/directory")  # the global token: every tenant
+    assert {(e["user_id"], e["tenant"]) for e in body["entries"]} == {("lou", "acme"), ("max", "globex"), ("ned", "acme")}

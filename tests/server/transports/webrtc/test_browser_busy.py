@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.server.caller import ServerProcess
+from tests.server.caller import ServerProcess, mint_call_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -25,9 +25,9 @@ def full_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 def test_the_call_page_says_all_lines_are_busy(chromium, full_server: ServerProcess) -> None:  # type: ignore[no-untyped-def]
     with chromium.launch() as browser:
         page = browser.new_page()
-        page.goto(full_server.base_url + "/")
+        page.goto(f"{full_server.base_url}/#token={mint_call_token('bea')}")  # a known caller: admitted or not
         page.click("#call")
-        page.wait_for_function("window.__callState === 'busy'", timeout=30_000)
+        page.wait_for_function("() => window.__callState === 'busy'", timeout=30_000)
         message = page.locator("#error").inner_text()
         assert "All lines are busy" in message and "9 seconds" in message, message
         assert page.locator("#call").is_enabled() and not page.locator("#hangup").is_enabled()

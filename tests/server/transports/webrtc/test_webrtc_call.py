@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 from aiohttp.test_utils import TestServer
 
 from server.calls.session import CallSession
 from server.http.app import create_app
 from server.settings import Settings
-from tests.server.caller import TEST_CALL_SECRET, RTCCaller, synthesize_speech
+from tests.server.caller import TEST_CALL_SECRET, RTCCaller
 from tests.server.fakes import fake_deps
 
 
@@ -82,10 +83,14 @@ async def test_server_stop_ends_live_calls(tmp_path: Path) -> None:
 LONG_GREETING = " ".join(["Welcome to the voice agent test line, we are glad you called today."] * 3)
 
 
-async def _call_with_long_greeting(tmp_path: Path) -> tuple[TestServer, object, RTCCaller, float]:
+async def _call_with_long_greeting(
+    tmp_path: Path, stt: object = None
+) -> tuple[TestServer, object, RTCCaller, float]:
     settings = Settings()
     settings.agent.greeting = LONG_GREETING  # 3 x 12 words of FakeTTS tone: 3.6 s
     deps = fake_deps(tmp_path, settings)
+    if stt is not None:
+        deps.stt = stt  # type: ignore[assignment]
     server = TestServer(create_app(settings, deps), host="127.0.0.1")
     await server.start_server()
     caller = RTCCaller(str(server.make_url("")))
@@ -95,12 +100,17 @@ async def _call_with_long_greeting(tmp_path: Path) -> tuple[TestServer, object, 
 
 
 async def test_a_cough_does_not_cut_the_agent_off(tmp_path: Path) -> None:
-    """A 120 ms burst (below barge_in.min_speech_ms=200) pauses the agent, which then resumes the greeting."""
-    server, deps, caller, greeting_start = await _call_with_long_greeting(tmp_path)
+    """A cough (bursts of noise, no words) pauses the agent, which then resumes the greeting: the backchannel
+    decider hears no words in it with the real Whisper (the fake STT would put words in any sound)."""
+    from speech.stt.registry import create_stt
+    from tests.speech.bargein_set import coughs
+
+    stt = create_stt(Settings().speech.stt)
+    server, deps, caller, greeting_start = await _call_with_long_greeting(tmp_path, stt)
     try:
-        speech = await synthesize_speech("Stop, I have a question.")
+        cough = np.repeat(coughs(1)[0].pcm, 3)  # 16 -> 48 kHz (a noise burst: no band to keep)
         await asyncio.sleep(max(0.0, greeting_start + 0.8 - asyncio.get_running_loop().time()))
-        await caller.say(speech[: int(0.12 * 48_000)])
+        await caller.say(cough)
         await caller.wait_quiet(0.5, timeout=15)
         heard_s = sum(len(p) for a, rms, p in caller.received if rms > 300) / 48_000
         record = await caller.record()
