@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jiwer
 import numpy as np
@@ -59,11 +61,20 @@ async def test_synthesized_speech_transcribes_back_to_the_words(backend: str) ->
 
 
 async def test_piper_stops_when_consumer_stops_early() -> None:
+    """A reply cut off after its first frame frees the voice: closing the stream returns promptly and the
+    next sentence is synthesised in full (a worker left running the old one would block or interleave)."""
     tts = create_tts(TTSConfig(backend="piper"))
     stream = tts.synthesize("One. Two. Three. Four. Five. Six. Seven.")
     async for _ in stream:
         break
-    await stream.aclose()  # type: ignore[attr-defined]
+    await asyncio.wait_for(stream.aclose(), 10)  # type: ignore[attr-defined]
+    frames = await asyncio.wait_for(_collect(tts.synthesize("Eight.")), 30)
+    seconds = sum(len(f.pcm) / f.sample_rate for f in frames)
+    assert 0.2 < seconds < 3.0, seconds  # "Eight." alone, not the rest of the cut-off reply
+
+
+async def _collect(stream: Any) -> list[Any]:
+    return [frame async for frame in stream]
 
 
 def test_coqui_without_model_dir_says_what_is_missing() -> None:
