@@ -14,8 +14,11 @@ Figures (one JSON line at the end):
 - ``publish_to_ring_s_p50``: a proactive prompt published on the node's bus for a user in no call whose
   directory entry has a phone -> that INVITE arrives at the phone (loopback: arrival ~ sending).
 - ``reply_wer``: everything the phone heard in a call (greeting and replies, cut at pauses) through G.711,
-  transcribed with Whisper tiny.en, against all the agent's texts in that call's record (corpus WER over
-  the calls; case, punctuation and "$" normalized, numbers not).
+  transcribed by a judge Whisper (``--judge``: base by default, a better listener than the node's tiny.en,
+  so its own mistakes on brand names weigh less), against all the agent's texts in that call's record
+  (corpus WER over the calls). Both sides are normalized for written form only (``normalize``): case,
+  punctuation, "$", a.m./am, %, @, British/American spelling, digit grouping; words are never forgiven.
+  ``--transcripts FILE`` writes each call's asked/said/heard texts for a look at what differs.
 Not covered: a real network (jitter, loss), TCP, a PBX in between, concurrent calls. The phone shares this
 process and its event loop with the node, so a loop stall delays both sides' timestamps alike.
 """
@@ -41,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 import jiwer
 import numpy as np
 import yaml
+from whisper_normalizer.english import EnglishSpellingNormalizer
 
 from messaging.schemas import ProactivePrompt
 from server.node import VoiceNode
@@ -55,6 +59,7 @@ TARGETS = {"sip_latency_s_p50": 0.9, "call_setup_s_p50": 0.05, "publish_to_ring_
 CALLER = "+15551239000"
 FRAME = 160  # 20 ms at 8 kHz
 VOICE_RMS = 300.0
+SPELLING = EnglishSpellingNormalizer()
 QUIET_S = 1.5  # no voice this long: the reply is over
 
 
@@ -65,11 +70,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def normalize(text: str) -> str:
-    """Case and punctuation out; written forms Whisper uses for what the agent wrote ("$129" for "129
-    dollars", "a.m." for "am") made the same."""
+    """Written form out, words kept: what the agent wrote and what Whisper writes for the same speech are made
+    the same — case, punctuation, "$129" / "129 dollars", "10 a.m." / "10am" / "10 am", "10%" / "10 percent",
+    "@" said "at", British / American spelling (Whisper's own spelling map), digit grouping ("5 0 3 5 5 5" and
+    "503 555" are the same six spoken digits). Nothing here forgives a wrong, missing or extra word."""
     text = re.sub(r"\$(\d[\d,.]*)", r"\1 dollars", text.lower())
     text = re.sub(r"\b([ap])\.?\s?m\.(?=\s|$)", r"\1m", text)  # "10 a.m." is the "10 am" the agent wrote
-    return " ".join(re.sub(r"[^a-z0-9' ]", " ", text).split())
+    text = re.sub(r"(\d)([ap]m)\b", r"\1 \2", text)  # "9am" -> "9 am"
+    text = text.replace("%", " percent ").replace("@", " at ")
+    words = SPELLING(" ".join(re.sub(r"[^a-z0-9' ]", " ", text).split())).split()
+    joined: list[str] = []
+    for word in words:  # a run of number tokens is one spoken digit string, however it was grouped
+        if word.isdigit() and joined and joined[-1].isdigit():
+            joined[-1] += word
+        else:
+            joined.append(word)
+    return " ".join(joined)
 
 
 class Phone:
@@ -237,10 +253,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     finally:
         await node.stop()
         await phone_ua.stop()
-    whisper = Whisper()
+    whisper = Whisper(args.judge)
     refs = [normalize(" ".join(said)) for said in out["said"]]
     hyps = [normalize(" ".join([await whisper.transcribe(pcm) for pcm in call])) or "-" for call in out["heard"]]
-    print(f"  asked (as transcribed by the node): {out['asked'][0]}\n  said: {refs[0]}\n  heard: {hyps[0]}")
+    for c, (ref, hyp) in enumerate(zip(refs, hyps, strict=True)):
+        print(f"call {c + 1} wer {jiwer.wer(ref, hyp):.3f}\n  asked (as the node heard it): {out['asked'][c]}\n"
+              f"  said:  {ref}\n  heard: {hyp}")
+    if args.transcripts:
+        calls = [{"asked": a, "said": r, "heard": h, "wer": jiwer.wer(r, h)} for a, r, h in zip(out["asked"], refs, hyps, strict=True)]
+        Path(args.transcripts).write_text(json.dumps(calls, indent=1))
     return {
         "calls": args.calls,
         "turns": len(out["latency"]),
@@ -265,6 +286,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--turns", type=int, default=4, help="questions per call")
     parser.add_argument("--rings", type=int, default=5, help="proactive prompts that ring the phone")
+    parser.add_argument(
+        "--judge", default="base", choices=("base", "tiny.en"),
+        help="the Whisper that transcribes what the phone heard (the node itself runs tiny.en)",
+    )  # fmt: skip
+    parser.add_argument("--transcripts", help="write each call's asked/said/heard texts (JSON) here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     for name in ("server.transports.sip.bridge", "server.calls.session"):  # why a call ended, if it did

@@ -77,13 +77,13 @@ def agent_sentence(sip_audio_dir: Path) -> Sentence:
 
 
 class Whisper:
-    """The project's STT (faster-whisper tiny.en) on telephone audio."""
+    """The project's STT (faster-whisper, tiny.en unless ``model`` says "base") on telephone audio."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: str = "tiny.en") -> None:
         from speech.config import STTConfig
         from speech.stt.registry import create_stt
 
-        self._stt = create_stt(STTConfig())
+        self._stt = create_stt(STTConfig(model=model))
 
     async def transcribe(self, pcm: np.ndarray, rate: int = 8000) -> str:
         pcm16k = to_rate(pcm.astype(np.int16), rate, 16_000)[: 30 * 16_000]
