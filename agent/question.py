@@ -168,8 +168,18 @@ def stem(word: str) -> str:
     return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
+# "Where's your shop?" is "where is your shop?": the question word stays a question word (and a stopword)
+# instead of becoming a content term, and the turn keeps its real length (three words looked elliptic).
+_IS_CONTRACTION = re.compile(r"\b(what|where|when|who|why|how|which|that|there|it|here)['’]s\b", re.IGNORECASE)
+_WH_START = re.compile(r"^\W*(?:what|where|when|who|whom|whose|which|why|how)\b", re.IGNORECASE)
+
+
+def expand_contractions(text: str) -> str:
+    return _IS_CONTRACTION.sub(r"\1 is", text)
+
+
 def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower().replace("’", "'"))
+    return _WORD.findall(expand_contractions(text.lower().replace("’", "'")))
 
 
 _DAY = r"(" + "|".join(WEEKDAYS) + r")s?"
@@ -273,15 +283,18 @@ def classify(text: str) -> TurnKind:
 
 
 def answer_types(text: str) -> set[AnswerType]:
+    text = expand_contractions(text)
     return {kind for pattern, kind in _TYPE_CUES if pattern.search(text)}
 
 
 def is_follow_up(text: str) -> bool:
-    """Does the turn lean on the previous question ("and on Sundays?", "does that cost anything?")?"""
+    """Does the turn lean on the previous question ("and on Sundays?", "does that cost anything?")? A short
+    question word with a subject of its own ("where's the shop?", "when's checkout?") does not."""
     n = len(words(text))
     if _FOLLOW_UP_START.match(text.strip()):
         return True
-    return n <= _ELLIPTIC_WORDS or (n <= _ANAPHORA_WORDS and bool(_ANAPHORA.search(text)))
+    elliptic = n <= _ELLIPTIC_WORDS and not (_WH_START.match(text) and _content_words(text))
+    return elliptic or (n <= _ANAPHORA_WORDS and bool(_ANAPHORA.search(text)))
 
 
 def analyse(text: str, previous: Question | None = None) -> Question:

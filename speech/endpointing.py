@@ -8,7 +8,8 @@ which case this is:
 - ``QUESTION``: ends with ``?`` -> the shortest silence (a question hands the turn over);
 - ``STATEMENT``: ends with ``.``/``!`` -> a middle one (callers often add a sentence after a statement);
 - ``INCOMPLETE``: a trailing conjunction, filler, preposition, article or auxiliary ("and", "so", "um",
-  "for", "the", "is"), or Whisper's own trailing comma, dash or ellipsis -> the long silence;
+  "for", "the", "is"), or Whisper's own trailing comma, dash or ellipsis, or a last sentence that is only a
+  dependent clause ("If I leave my laptop with you.") -> the long silence;
   A voiced turn with no words at all (a lone "um") counts as incomplete too;
 - ``UNKNOWN``: no punctuation to go by -> ``unknown_silence_ms``.
 
@@ -64,6 +65,16 @@ _CONTINUATION_PAIRS = frozenset(
         ("like", "to"),
     }
 )
+# A sentence that is only a dependent clause waits for its main clause: "If I leave my laptop with you." is
+# how Whisper writes "If I leave my laptop with you, | when will it be ready?" cut at the comma's pause.
+# "When" counts only before a subject ("when I get there"), not as a question word ("when do you open").
+_DEPENDENT_OPENING = re.compile(
+    r"^(?:(?:and|so|but|um|uh|well|okay|ok)\W+)*(?:if|unless|although|though|even if|even though|whenever|"
+    r"when (?:i|we|my|our|the|it|they|he|she))\b",
+    re.IGNORECASE,
+)
+_DEPENDENT_MIN_WORDS = 4  # "If you can." and "If possible." are whole replies
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _OPEN_PUNCTUATION = re.compile(r"(,|;|:|-|–|—|\.\.\.|…)\s*$")
 _CLOSED_PUNCTUATION = re.compile(r"[.!]['\")\]]*\s*$")
 _QUESTION = re.compile(r"\?['\")\]]*\s*$")
@@ -90,6 +101,13 @@ def completeness(text: str) -> Completeness:
         return Completeness.INCOMPLETE
     if _QUESTION.search(stripped):
         return Completeness.QUESTION
+    last_sentence = _SENTENCE_END.split(stripped)[-1]
+    if (
+        _DEPENDENT_OPENING.match(last_sentence)
+        and "," not in last_sentence
+        and len(_WORD.findall(last_sentence.lower())) >= _DEPENDENT_MIN_WORDS
+    ):
+        return Completeness.INCOMPLETE
     if _CLOSED_PUNCTUATION.search(stripped):
         return Completeness.STATEMENT
     return Completeness.UNKNOWN

@@ -60,6 +60,19 @@ def test_follow_up_borrows_the_topic_but_not_its_question_words() -> None:
     assert sundays.answer_types == {"time"} and "saturday" in sundays.search_text
 
 
+def test_a_short_question_with_a_subject_of_its_own_is_no_follow_up() -> None:
+    # Found on the SIP bench: after "Can I pay with Apple Pay?", "Where's your shop?" (three words, as
+    # Whisper writes it) was taken as elliptic and answered with the payment methods again.
+    paying = analyse("Can I pay with Apple Pay?")
+    for text in ("Where's your shop?", "Where is your shop?", "When's checkout?"):
+        question = analyse(text, paying)
+        assert question.topic is None, text
+    assert analyse("Where's your shop?").answer_types == {"address"}
+    assert "where's" not in analyse("Where's your shop?").terms
+    assert analyse("How much?", paying).topic is paying  # no subject of its own: still a follow-up
+    assert analyse("Sundays?", analyse("When are you open on Saturday?")).topic is not None
+
+
 def test_two_part_questions_are_split() -> None:
     q = analyse("How much is a water damage diagnosis, and how long do water damage repairs take?")
     assert [p.answer_types for p in q.parts] == [{"money"}, {"duration"}]

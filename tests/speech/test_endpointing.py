@@ -31,6 +31,13 @@ from .corpus import RATE, synthesize
         ("So", Completeness.INCOMPLETE),
         ("", Completeness.INCOMPLETE),  # voiced but no words: a lone "um"
         ("My count number is 4 5 6 7", Completeness.UNKNOWN),
+        # Found on the SIP bench: the pause at the comma of "If I leave my laptop with you, when will it be
+        # ready?" ended the turn, and the agent answered half a question.
+        ("If I leave my laptop with you.", Completeness.INCOMPLETE),
+        ("Hi. So when I pick it up", Completeness.INCOMPLETE),
+        ("Only if necessary.", Completeness.STATEMENT),  # a whole reply
+        ("If I leave it with you, when is it ready?", Completeness.QUESTION),
+        ("When do you open on Sunday.", Completeness.STATEMENT),  # a question word, not a clause
     ],
 )
 def test_completeness_of_the_words_so_far(text: str, kind: Completeness) -> None:
