@@ -152,7 +152,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     churn_calls=result.calls, churn_failed=result.failed, churn_seconds=result.seconds,
                     rss_growth_mb=result.rss_growth_mb, rss_mb_series=result.rss_mb_series, fds_leaked=result.fds_leaked,
                     tasks_leaked=result.tasks_leaked, threads_leaked=result.threads_leaked,
-                    churn_reply_s_p50=result.reply_s_p50,
+                    churn_reply_s_p50=result.reply_s_p50, warmup_calls=result.warmup_calls,
+                    warmup_rss_mb_series=result.warmup_rss_mb_series,
                 )
                 load = await overload(node.base_url, args.max_calls)
                 print(f"overload: {json.dumps(load)}")
@@ -176,7 +177,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", type=int, default=1000, help="calls in the churn (after a warm-up of 10)")
+    parser.add_argument("--calls", type=int, default=1000, help="calls in the churn (after a warm-up until RSS is steady: tests/faults/churn.py)")
     parser.add_argument("--concurrency", type=int, default=3, help="calls at a time in the churn")
     parser.add_argument("--max-calls", type=int, default=8, help="the node's server.max_calls (overload phase)")
     parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma list of {', '.join(FAULTS)} (empty: none)")

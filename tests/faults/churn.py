@@ -43,6 +43,8 @@ class ChurnResult:
     errors: list[str] = field(default_factory=list)
     baseline: dict[str, Any] = field(default_factory=dict)
     end: dict[str, Any] = field(default_factory=dict)
+    warmup_calls: int = 0
+    warmup_rss_mb_series: list[float] = field(default_factory=list)  # idle RSS after each warm-up round
     rss_growth_mb: float = 0.0
     rss_mb_series: list[float] = field(default_factory=list)  # after each fifth of the churn: a plateau or a slope
     fds_leaked: int = 0
@@ -105,18 +107,45 @@ async def idle_stats(base_url: str, baseline: NodeStats | None = None, settle_s:
         await asyncio.sleep(0.5)
 
 
-async def churn(base_url: str, calls: int, concurrency: int = 3, warmup: int = 10) -> ChurnResult:
+# The baseline is taken at steady state: warm-up rounds run until one adds less than ``WARMUP_FLAT_MB``. What
+# they must cover: every llama.cpp instance (``agent.llm.llamacpp.parallel``, 4) touches its KV cache pages
+# lazily, by context position, the first time it serves (+14 MB per instance for a 300-token turn, measured
+# with /proc/self/status around ``Llama.eval`` of 4 instances), and freed instances are reused last-in
+# first-out, so at 3 calls at a time the fourth serves only now and then; the allocator's arenas fill up over
+# the first few dozen calls too. A fixed warm-up of 10 calls, 3 at a time, left RSS rising in 15-45 MB steps
+# for 150 calls; warmed 5 at a time, a 100-call probe added +35, +16, +4, +0.3, -0.2 MB per 20 calls.
+WARMUP_ROUND = 10
+WARMUP_CONCURRENCY = 5  # more than the instances, so each one serves a turn
+WARMUP_FLAT_MB = 5.0
+WARMUP_MAX_CALLS = 80
+
+
+async def warm_up(base_url: str, speech: np.ndarray, result: ChurnResult) -> None:
+    """Rounds of calls until RSS stops rising (or ``WARMUP_MAX_CALLS``); recorded in ``result``."""
+    last = (await node_stats(base_url)).rss_mb
+    while result.warmup_calls < WARMUP_MAX_CALLS:
+        await run_calls(base_url, speech, WARMUP_ROUND, WARMUP_CONCURRENCY, result.warmup_calls, result)
+        result.warmup_calls += WARMUP_ROUND
+        await asyncio.sleep(1)
+        rss = (await idle_stats(base_url, settle_s=5.0)).rss_mb
+        result.warmup_rss_mb_series.append(round(rss, 1))
+        if rss - last < WARMUP_FLAT_MB and result.warmup_calls >= 2 * WARMUP_ROUND:
+            return
+        last = rss
+
+
+async def churn(base_url: str, calls: int, concurrency: int = 3) -> ChurnResult:
     speech = await synthesize_speech(QUESTION)
     result = ChurnResult(calls=calls)
     started = time.monotonic()
-    await run_calls(base_url, speech, warmup, concurrency, 0, result)
+    await warm_up(base_url, speech, result)
     await asyncio.sleep(2)
     baseline = await idle_stats(base_url)
     replies: list[float] = []
     done = 0
     for part in range(5):  # RSS after each fifth tells warm-up (a plateau) from a leak (a slope)
         count = calls * (part + 1) // 5 - done
-        replies += await run_calls(base_url, speech, count, concurrency, warmup + done, result)
+        replies += await run_calls(base_url, speech, count, concurrency, result.warmup_calls + done, result)
         done += count
         result.rss_mb_series.append(round((await node_stats(base_url)).rss_mb, 1))
     end = await idle_stats(base_url, baseline)
