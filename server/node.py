@@ -34,6 +34,7 @@ from server.http.app import create_app, knowledge_routes, serve
 from server.http.guards import Security
 from server.phone.service import Telephony
 from server.proactive import ProactivePromptConsumer
+from server.proactive.abandoned_claims import AbandonedClaimSweeper
 from server.proactive.held_prompts import HeldPromptGreeting
 from server.security.startup import secure_settings
 from server.settings import Settings
@@ -117,6 +118,16 @@ class VoiceNode:
         await self.bus.start()
         await _wait_ready(subscriptions)
         await self.phone.start(self.registry)
+        sweeper = AbandonedClaimSweeper(
+            self.phone.presence_store,
+            self.consumer,
+            self.node_id,
+            window_s=self.phone.tracker.window_s,
+            interval_s=self.phone.tracker.heartbeat_s,
+            clock=self.ledger.clock,
+        )
+        sweeper.start()
+        self._cleanup.push_async_callback(sweeper.stop)
         routes = [
             *self._admin_routes(kb),
             *(knowledge_routes(kb, self.security) if kb is not None else []),
