@@ -196,8 +196,14 @@ class VoiceNode:
         async def on_started(app: Any) -> None:
             started.set()
 
+        records_problem = getattr(self.deps.records, "problem", None)  # the spooling store's
         app = self.app = create_app(
-            self.settings, self.deps, extra_routes=routes, degraded=self.degraded, security=self.security
+            self.settings,
+            self.deps,
+            extra_routes=routes,
+            degraded=self.degraded,
+            security=self.security,
+            checks={"call records": records_problem} if records_problem else None,
         )
         self._server = asyncio.create_task(
             serve(

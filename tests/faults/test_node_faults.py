@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.accounting import FaultReport, account, spoken_in
+from tests.faults.accounting import FaultReport, account, ledger_history, spoken_in
 from tests.faults.nodes import answered, broker_settings, greeted, prompt, running_node, until
 from tests.server.caller import RTCCaller, ServerProcess
 
@@ -91,8 +91,8 @@ async def run_node_kill(endpoint: str, dsn: str, workdir: Path) -> FaultReport:
             held, for_ann = prompt(bob, HELD_TEXT), prompt(ann, SURVIVOR_TEXT)
             keys += [held.idempotency_key, for_ann.idempotency_key]
             await node.bus.publish(topic, held.to_bytes(), key=bob)
-            await node.bus.publish(topic, for_ann.to_bytes(), key=ann)
             report.checks["survivor's caller answered after the kill"] = await answered(staying)
+            await node.bus.publish(topic, for_ann.to_bytes(), key=ann)  # after the question: not cut off by it
 
             async def held_for_bob() -> bool:
                 row = await node.ledger.get(held.idempotency_key)
@@ -121,9 +121,12 @@ async def run_node_kill(endpoint: str, dsn: str, workdir: Path) -> FaultReport:
                 bob, time.time() - window
             )
             report.outage_s = time.monotonic() - down_at
+            await back.wait_quiet(1.5, timeout=60)  # the greeting's last prompt played out: not cut by the hang-up
             await back.hangup()
             await staying.hangup()
             report.prompts = await account(node.ledger, keys)
+            report.checks["every prompt spoken (each user is in a call again)"] = report.prompts.spoken == len(keys)
+            report.notes += [await ledger_history(node.ledger, key) for key in keys]
     finally:
         victim.stop()
         if not starting.done():

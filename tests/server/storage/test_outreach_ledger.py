@@ -148,3 +148,33 @@ async def test_retries_past_their_expiry_expire(stores: Stores) -> None:
     assert await outreach.expire_due(time.time(), "node-b") >= 1
     record = await ledger.get(prompt.idempotency_key)
     assert record is not None and record.status == "expired"
+
+
+async def test_a_claim_whose_node_no_longer_holds_the_users_call_is_released_once(stores: Stores) -> None:
+    """A node claimed a prompt (it speaks it in the user's call) and died: its presence row of the user
+    goes stale, and the claim goes back to ``pending`` (before: ``claimed`` for good, the prompt lost).
+    A claim whose node still refreshes the user's call is left alone; of two sweeping nodes one gets it."""
+    (ledger, _, presence), (_, _, other) = stores(), stores()
+    alive_user, dead_user = _user(), _user()
+    alive, dead = _prompt(alive_user), _prompt(dead_user)
+    await presence.join("call-alive", alive_user, "node-a")
+    await presence.join("call-dead", dead_user, "node-b")
+    assert await ledger.claim(alive, "node-a") is None and await ledger.claim(dead, "node-b") is None
+    await presence.refresh("node-a", [("call-alive", alive_user)])  # node-a lives; node-b stopped refreshing
+    now = time.time()
+    fresh_after = now - 0.05
+    await asyncio.sleep(0.1)
+    assert await presence.release_abandoned_claims("node-a", fresh_after=now - 60, claimed_before=now + 1) == []
+    await presence.refresh("node-a", [("call-alive", alive_user)])
+    swept = await asyncio.gather(
+        *(p.release_abandoned_claims(name, fresh_after=fresh_after + 0.1, claimed_before=time.time())
+          for p, name in ((presence, "node-a"), (other, "node-c")))
+    )
+    released = [p for found in swept for p in found]
+    assert [p.idempotency_key for p in released] == [dead.idempotency_key]
+    row = await ledger.get(dead.idempotency_key)
+    assert row is not None and row.status == "pending"
+    assert [e.status for e in await ledger.events(dead.idempotency_key)] == ["claimed", "released"]
+    kept = await ledger.get(alive.idempotency_key)
+    assert kept is not None and kept.status == "claimed" and kept.node_id == "node-a"
+    assert [p.idempotency_key for p in await ledger.pop_pending(dead_user, "node-a")] == [dead.idempotency_key]
