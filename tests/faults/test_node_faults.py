@@ -29,7 +29,7 @@ from tests.server.caller import RTCCaller, ServerProcess
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.integration]
 
-HEARTBEAT_S = 1.0  # presence heartbeat of both nodes: a dead node's rows stop counting after 3 of them
+HEARTBEAT_S = 2.0  # presence heartbeat of both nodes: a dead node's rows stop counting after 3 of them
 INTERRUPTED_TEXT = (
     "Your quarterly statement is ready. It lists every payment from the last three months, "
     "the interest earned, and the fees we waived for you this year."
