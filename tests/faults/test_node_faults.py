@@ -84,7 +84,7 @@ async def run_node_kill(endpoint: str, dsn: str, workdir: Path) -> FaultReport:
             await dropped.reply_start(after=sent, timeout=60)
             await asyncio.sleep(1.0)  # mid-sentence
             victim.proc.kill()
-            down_at = time.monotonic()
+            down_at, killed_wall = time.monotonic(), time.time()
             await asyncio.to_thread(victim.proc.wait, 10)
             await dropped.hangup()
 
@@ -121,6 +121,9 @@ async def run_node_kill(endpoint: str, dsn: str, workdir: Path) -> FaultReport:
                 bob, time.time() - window
             )
             report.outage_s = time.monotonic() - down_at
+            released = [e.at for e in await node.ledger.events(interrupted.idempotency_key) if e.status == "released"]
+            if released:
+                report.notes.append(f"dead node's claim released {released[0] - killed_wall:.1f} s after the kill")
             await back.wait_quiet(1.5, timeout=60)  # the greeting's last prompt played out: not cut by the hang-up
             await back.hangup()
             await staying.hangup()
