@@ -1,7 +1,7 @@
 """Reliability benchmark: call churn, overload refusal and real faults with their recovery times.
 
     .venv/bin/python bench/reliability.py [--calls 1000] [--concurrency 3] [--max-calls 8]
-                                          [--faults broker,database,ollama] [--skip-churn]
+                                          [--faults broker,database,ollama,node,disk] [--skip-churn]
 
 A 1,000-call churn takes about 40 min on 2 shared cores (~2.4 s a call at concurrency 3).
 
@@ -14,9 +14,13 @@ A 1,000-call churn takes about 40 min on 2 shared cores (~2.4 s a call at concur
    must get a line once one hangs up.
 3. Faults (``tests/faults/test_*_faults.py`` scenarios): RocketMQ broker+proxy SIGKILLed mid-call and
    during a campaign; PostgreSQL (ledger, call records, knowledge store, job store) stopped mid-call for
-   15 s; Ollama SIGKILLed mid-reply and started again. Each reports its checks, where every prompt
+   15 s; Ollama SIGKILLed mid-reply and started again; one of two nodes (shared RocketMQ and PostgreSQL)
+   SIGKILLed while speaking a prompt, its user calling back to the survivor; the disk under the SQLite
+   files and the spool (a 24 MB tmpfs; needs root, else reported as not run) full for 15 s. Each reports its checks, where every prompt
    ended up (spoken / held / expired / dead-lettered; anything else is lost) and the recovery time: seconds from the service being back to the system
-   working again (the prompt of the outage spoken; for Ollama, the first real answer).
+   working again (the prompt of the outage spoken; for Ollama, the first real answer; for the node, from
+   the kill to its user having heard the interrupted and the held prompt on the survivor; for the disk,
+   from the space freed to the waiting call record written and /readyz ready).
 
 Tight figures on a shared 2-core box are noisy: the load average is printed. Ends with one JSON line.
 """
@@ -42,7 +46,7 @@ from tests.faults.accounting import FaultReport
 from tests.faults.churn import QUESTION, churn, churn_node
 from tests.server.caller import RTCCaller, synthesize_speech
 
-FAULTS = ("broker", "database", "ollama")
+FAULTS = ("broker", "database", "ollama", "node", "disk")
 
 
 async def overload(base_url: str, max_calls: int) -> dict[str, Any]:
@@ -117,6 +121,29 @@ async def run_faults(names: list[str], workdir: Path) -> list[FaultReport]:
         from tests.faults.test_model_server_faults import run_ollama_kill_mid_reply
 
         reports.append(await _on_own(OwnOllama(), workdir / "ollama", run_ollama_kill_mid_reply))
+    if "node" in names:
+        from tests.faults.services import OwnBroker, OwnPostgres
+        from tests.faults.test_node_faults import run_node_kill
+
+        broker, pg = OwnBroker(), OwnPostgres()
+        await asyncio.gather(asyncio.to_thread(broker.start), asyncio.to_thread(pg.start))
+        try:
+            reports.append(await _safely("run_node_kill", run_node_kill(broker.endpoint, pg.dsn, workdir / "node")))
+        finally:
+            await asyncio.gather(asyncio.to_thread(broker.destroy), asyncio.to_thread(pg.destroy))
+    if "disk" in names:
+        from tests.faults.services import SmallDisk
+        from tests.faults.test_disk_faults import DISK_MB, run_disk_full
+
+        disk = SmallDisk(DISK_MB)
+        why_not = await asyncio.to_thread(disk.mount)
+        try:
+            if why_not:
+                print(json.dumps({"fault": "disk full", "not_run": why_not}))
+            else:
+                reports.append(await _safely("run_disk_full", run_disk_full(disk)))
+        finally:
+            await asyncio.to_thread(disk.destroy)
     return reports
 
 

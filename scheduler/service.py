@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -41,6 +40,7 @@ from scheduler.db import create_engine, create_store_engine
 from scheduler.deliveries import PromptDeliveries
 from scheduler.errors import SchedulerError
 from scheduler.intent_followup import IntentAnalyzer, IntentFollowUpJob, follow_up_time
+from scheduler.jobstore import OutageTolerantJobStore
 from scheduler.loop_executor import EventLoopExecutor
 from scheduler.outreach import OutreachSender
 from scheduler.policy import OutreachPolicy
@@ -97,7 +97,7 @@ class SchedulerService:
         )
         self._executor = EventLoopExecutor()
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self._jobstore_engine())},
+            jobstores={"default": OutageTolerantJobStore(engine=self._jobstore_engine())},
             executors={"default": self._executor},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=self._tz,

@@ -34,6 +34,7 @@ from server.http.app import create_app, knowledge_routes, serve
 from server.http.guards import Security
 from server.phone.service import Telephony
 from server.proactive import ProactivePromptConsumer
+from server.proactive.abandoned_claims import AbandonedClaimSweeper
 from server.proactive.held_prompts import HeldPromptGreeting
 from server.security.startup import secure_settings
 from server.settings import Settings
@@ -117,6 +118,16 @@ class VoiceNode:
         await self.bus.start()
         await _wait_ready(subscriptions)
         await self.phone.start(self.registry)
+        sweeper = AbandonedClaimSweeper(
+            self.phone.presence_store,
+            self.consumer,
+            self.node_id,
+            window_s=self.phone.tracker.window_s,
+            interval_s=self.phone.tracker.heartbeat_s,
+            clock=self.ledger.clock,
+        )
+        sweeper.start()
+        self._cleanup.push_async_callback(sweeper.stop)
         routes = [
             *self._admin_routes(kb),
             *(knowledge_routes(kb, self.security) if kb is not None else []),
@@ -185,8 +196,14 @@ class VoiceNode:
         async def on_started(app: Any) -> None:
             started.set()
 
+        records_problem = getattr(self.deps.records, "problem", None)  # the spooling store's
         app = self.app = create_app(
-            self.settings, self.deps, extra_routes=routes, degraded=self.degraded, security=self.security
+            self.settings,
+            self.deps,
+            extra_routes=routes,
+            degraded=self.degraded,
+            security=self.security,
+            checks={"call records": records_problem} if records_problem else None,
         )
         self._server = asyncio.create_task(
             serve(

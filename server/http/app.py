@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +57,15 @@ async def _readyz(request: web.Request) -> web.Response:
     calls = len(request.app[DEPS_KEY].registry)
     if not state.get("ready"):
         return web.json_response({"status": "starting", "detail": state.get("detail", "")}, status=503)
-    if state.get("degraded"):
-        return web.json_response({"status": "degraded", "degraded": state["degraded"], "calls": calls}, status=503)
+    degraded = {**state.get("degraded", {}), **_failing(state.get("checks", {}))}
+    if degraded:
+        return web.json_response({"status": "degraded", "degraded": degraded, "calls": calls}, status=503)
     return web.json_response({"status": "ready", "calls": calls})
+
+
+def _failing(checks: Mapping[str, Callable[[], str | None]]) -> dict[str, str]:
+    """The problems the running node's ``checks`` report now (a full disk, a database away)."""
+    return {name: problem for name, check in checks.items() if (problem := check())}
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -91,15 +97,17 @@ def create_app(
     ready: bool = True,
     degraded: dict[str, str] | None = None,
     security: Security | None = None,
+    checks: Mapping[str, Callable[[], str | None]] | None = None,
 ) -> web.Application:
     """The aiohttp application. ``extra_routes``: e.g. ``server.http.admin.admin_routes(AdminDeps(...))`` or
     ``knowledge_routes(kb, security)``; the admin dashboard page is always mounted (it asks for the token).
     ``degraded``: components that failed to start and why (``/readyz`` reports them). ``security``: the
-    node's (shared with the routes it built), else one made from ``settings``."""
+    node's (shared with the routes it built), else one made from ``settings``. ``checks``: component ->
+    a function saying what is wrong with it now, or None (``/readyz`` is "degraded" while one reports)."""
     app = web.Application(client_max_size=1 << 20, middlewares=[security_headers, _store_unavailable_is_503])
     app[SETTINGS_KEY] = settings
     app[DEPS_KEY] = deps
-    app[READY_KEY] = {"ready": ready, "degraded": dict(degraded or {})}
+    app[READY_KEY] = {"ready": ready, "degraded": dict(degraded or {}), "checks": dict(checks or {})}
     app[SECURITY_KEY] = security or Security.from_settings(settings)
     if settings.server.rag:
         COMPONENT_UP.labels("knowledge").set(0 if "knowledge" in app[READY_KEY]["degraded"] else 1)

@@ -79,7 +79,11 @@ class ProactivePromptConsumer:
         return await riding_out_outage(op, *args, wait_s=self.ledger_outage_wait_s, what=op.__name__)
 
     async def handle(self, message: Message) -> None:
-        prompt = ProactivePrompt.parse(message.body)  # PoisonMessage -> dead letter
+        await self.act_on(ProactivePrompt.parse(message.body))  # PoisonMessage -> dead letter
+
+    async def act_on(self, prompt: ProactivePrompt) -> None:
+        """Speak ``prompt`` in the user's call on this node, offer it to the phone outreach, or hold it
+        (a bus message, or a prompt whose claim was abandoned by a dead node)."""
         ctx = (
             f"key={prompt.idempotency_key} tenant={prompt.tenant} user={prompt.user_id} "
             f"message_id={prompt.message_id} node={self.node_id}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from server.storage.migrations import Migration, copy_legacy_rows, create_tables
+from server.storage.migrations import Migration, copy_legacy_rows, create_index, create_tables
 
 metadata = sa.MetaData()
 deliveries = sa.Table(
@@ -31,6 +31,8 @@ deliveries = sa.Table(
 sa.Index("prompt_deliveries_user", deliveries.c.user_id, deliveries.c.status)
 sa.Index("prompt_deliveries_campaign", deliveries.c.campaign_id)
 sa.Index("prompt_deliveries_updated", deliveries.c.updated_at.desc())
+# Every node's abandoned-claim sweep (server.proactive.abandoned_claims) looks for old ``claimed`` rows.
+_STATUS_INDEX = sa.Index("prompt_deliveries_status", deliveries.c.status, deliveries.c.updated_at)
 delivery_events = sa.Table(
     "prompt_delivery_events",
     metadata,
@@ -75,4 +77,5 @@ MIGRATIONS = (
             ["idempotency_key", "message_id", "status", "node_id", "at", "detail"],
         ),
     ),
+    Migration(4, "prompt_deliveries status index", create_index(_STATUS_INDEX)),
 )

@@ -76,6 +76,15 @@ def create_tables(*tables: sa.Table) -> Callable[[sa.Connection], None]:
     return apply
 
 
+def create_index(index: sa.Index) -> Callable[[sa.Connection], None]:
+    """A migration step that adds ``index`` to a table created before it was declared."""
+
+    def apply(conn: sa.Connection) -> None:
+        index.create(conn, checkfirst=True)
+
+    return apply
+
+
 def copy_legacy_rows(legacy: str, table: sa.Table, columns: Sequence[str]) -> Callable[[sa.Connection], None]:
     """A migration step that copies ``columns`` of the rows of an older table named ``legacy`` (if that
     table exists) into ``table``; rows whose key is already there are kept. The old table stays."""

@@ -16,6 +16,8 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from messaging.schemas import ProactivePrompt
+from server.storage.delivery_schema import deliveries, delivery_events
 from server.storage.engine import insert
 from server.storage.migrations import migrate
 from server.storage.outreach_schema import MIGRATIONS, user_presence
@@ -82,6 +84,47 @@ class SqlPresence:
             return [r[0] for r in rows]
 
         return await self._run(q)
+
+    async def release_abandoned_claims(
+        self, node_id: str, fresh_after: float, claimed_before: float
+    ) -> list[ProactivePrompt]:
+        """Put back to ``pending`` every ledger claim whose node no longer holds a fresh live call of the
+        prompt's user (the node died, or the call ended without the claim being settled), claimed before
+        ``claimed_before``; returns those prompts. A node speaking a prompt holds the user's call and
+        refreshes its presence row, so its claim is never taken; only one of several nodes sweeping at
+        once gets each row (conditional ``UPDATE``). ``node_id``: the node releasing them (history)."""
+        detail = "claim abandoned: its node no longer holds the user's call"
+        held_by_claimant = (
+            sa.select(user_presence.c.call_id)
+            .where(
+                user_presence.c.node_id == deliveries.c.node_id,
+                user_presence.c.user_id == deliveries.c.user_id,
+                user_presence.c.seen_at >= fresh_after,
+            )
+            .exists()
+        )
+
+        def tx(conn: sa.Connection) -> list[ProactivePrompt]:
+            now = self.clock()
+            rows = conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.status == "claimed",
+                    deliveries.c.updated_at < claimed_before,
+                    ~held_by_claimant,
+                )
+                .values(status="pending", node_id=node_id, updated_at=now, detail=detail)
+                .returning(deliveries.c.idempotency_key, deliveries.c.message_id, deliveries.c.prompt)
+            ).all()
+            for key, message_id, _ in rows:
+                conn.execute(
+                    delivery_events.insert(),
+                    {"idempotency_key": key, "message_id": message_id, "status": "released",
+                     "node_id": node_id, "at": now, "detail": detail},
+                )
+            return [ProactivePrompt.model_validate_json(r[2]) for r in rows]
+
+        return await self._run(tx)
 
 
 def present_node(conn: sa.Connection, user_id: str, fresh_after: float) -> str | None:

@@ -11,11 +11,18 @@ upsert) or tolerate a repeat (a conversation event).
 Bounded: past ``max_bytes`` on disk ``put`` refuses the item and counts it
 (``voice_agent_spool_dropped_total``): a full spool must not fill the disk the node runs on. The file work
 is blocking and runs in worker threads.
+
+A full disk (the spool usually shares it with the SQLite files whose writes failed in the first place):
+an item the disk refuses is kept in memory instead, within the same ``max_bytes``, and every later item
+joins it there until a drain has sent them all (so items stay in order); a node stopped meanwhile writes
+them to disk if it can by then. Any part of a line the disk took before refusing the rest is cut off
+again, so a torn line never swallows the next item.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -46,11 +53,17 @@ class DiskSpool:
         self.path.mkdir(parents=True, exist_ok=True)
         self._items = sum(_count_lines(p) for p in self._segments())
         self._current = max((int(p.stem) for p in self._segments()), default=0) + 1
+        self._memory: list[bytes] = []  # lines the disk refused (full), oldest first
         SPOOL_ITEMS.labels(name).set(self._items)
 
     def __len__(self) -> int:
-        """Items waiting (spooled and not yet sent)."""
-        return self._items
+        """Items waiting (spooled and not yet sent), on disk or held in memory."""
+        return self._items + len(self._memory)
+
+    @property
+    def in_memory(self) -> int:
+        """Items the disk refused, waiting in memory."""
+        return len(self._memory)
 
     async def put(self, item: dict[str, Any]) -> bool:
         """Keep ``item``; False when the spool is full or the disk refused it (the item is lost: counted
@@ -75,7 +88,29 @@ class DiskSpool:
                     sent += 1
                     SPOOL_REPLAYED.labels(self.name).inc()
                 await asyncio.to_thread(self._keep, segment, [])
+            while self._memory:  # newer than every segment
+                try:
+                    await send(json.loads(self._memory[0]))
+                except Exception as exc:  # noqa: BLE001 - still away: keep them
+                    log.info("spool %s: replay from memory paused after %d items: %r", self.name, sent, exc)
+                    return sent
+                with self._lock:
+                    self._memory.pop(0)
+                sent += 1
+                SPOOL_REPLAYED.labels(self.name).inc()
+            SPOOL_ITEMS.labels(self.name).set(len(self))
             return sent
+
+    def persist_memory(self) -> int:
+        """Write the items held in memory to disk (at shutdown); returns how many are still only in memory
+        (lost when the process ends: logged)."""
+        with self._lock:
+            while self._memory and self._write_line(self._memory[0]):
+                self._memory.pop(0)
+                self._items += 1
+            if self._memory:
+                log.error("spool %s: %d items could not be written to disk and are lost", self.name, len(self._memory))
+            return len(self._memory)
 
     # -- blocking file work (worker threads) -----------------------------------------------------------
     def _segments(self) -> list[Path]:
@@ -93,23 +128,42 @@ class DiskSpool:
     def _append(self, item: dict[str, Any]) -> bool:
         line = (json.dumps(item, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            used = sum(p.stat().st_size for p in self._segments())
+            used = sum(p.stat().st_size for p in self._segments()) + sum(map(len, self._memory))
             if used + len(line) > self.max_bytes:
                 return self._drop(f"spool full ({used} of {self.max_bytes} bytes)")
-            segment = self.path / f"{self._current:012d}.jsonl"
-            if segment.exists() and segment.stat().st_size >= self.segment_bytes:
-                self._current += 1
-                segment = self.path / f"{self._current:012d}.jsonl"
-            try:
-                with open(segment, "ab") as f:
-                    f.write(line)
-                    f.flush()
-                    os.fsync(f.fileno())
-            except OSError as exc:
-                return self._drop(f"cannot write {segment}: {exc}")
-            self._items += 1
-            SPOOL_ITEMS.labels(self.name).set(self._items)
+            if self._memory or not self._write_line(line):
+                self._memory.append(line)
+                log.warning("spool %s: disk refused the item; %d held in memory", self.name, len(self._memory))
+            else:
+                self._items += 1
+            SPOOL_ITEMS.labels(self.name).set(len(self))
             return True
+
+    def _write_line(self, line: bytes) -> bool:
+        """Append ``line`` to the current segment and fsync; False (the segment as it was) when the disk
+        refuses it."""
+        segment = self.path / f"{self._current:012d}.jsonl"
+        size = segment.stat().st_size if segment.exists() else 0
+        if size >= self.segment_bytes:
+            self._current += 1
+            segment, size = self.path / f"{self._current:012d}.jsonl", 0
+        fd = -1
+        try:
+            fd = os.open(segment, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            log.warning("spool %s: cannot write %s: %s", self.name, segment, exc)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)  # no torn line left behind
+            return False
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        return True
 
     def _drop(self, why: str) -> bool:
         SPOOL_DROPPED.labels(self.name).inc()

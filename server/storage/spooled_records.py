@@ -27,6 +27,7 @@ class SpoolingCallRecordStore:
         self.spool = spool
         self.replayer = SpoolReplayer(spool, self._replay, retry_s)
         self._spooled: Counter[str] = Counter()  # call id -> saves of it waiting in the spool
+        self._last_error = ""
 
     def start(self) -> None:
         self.replayer.kick()
@@ -37,6 +38,7 @@ class SpoolingCallRecordStore:
                 await self.inner.save(record)
                 return
             except StoreUnavailable as exc:
+                self._last_error = str(exc)
                 log.warning("call %s: record store away (%s); spooling the record", record.call_id, exc)
         if await self.spool.put({"record": record.to_dict()}):
             self._spooled[record.call_id] += 1
@@ -50,6 +52,15 @@ class SpoolingCallRecordStore:
         if not self._spooled[record.call_id]:
             del self._spooled[record.call_id]
 
+    def problem(self) -> str | None:
+        """Why call records are not being written now (``/readyz`` reports it), or None: records wait
+        in the spool, or the disk refused even the spool and they wait in memory."""
+        waiting = len(self.spool)
+        if not waiting:
+            return None
+        where = f", {self.spool.in_memory} of them in memory (disk full?)" if self.spool.in_memory else ""
+        return f"{waiting} call record saves waiting to be written{where}: {self._last_error}"
+
     async def get(self, call_id: str) -> CallRecord | None:
         return await self.inner.get(call_id)
 
@@ -59,6 +70,8 @@ class SpoolingCallRecordStore:
         return await self.inner.recent(limit, user_id, tenant)
 
     def close(self) -> None:
-        """Stops replaying (what is left stays on disk for the next start) and closes the store."""
+        """Stops replaying (what is left stays on disk for the next start, also what waited in memory if
+        the disk takes it now) and closes the store."""
         self.replayer.cancel()
+        self.spool.persist_memory()
         self.inner.close()

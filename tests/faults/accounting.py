@@ -54,6 +54,12 @@ async def account(ledger: Any, keys: list[str], dead_letters: dict[str, str] | N
     return result
 
 
+async def ledger_history(ledger: Any, key: str) -> str:
+    """What every node did with prompt ``key`` (for the notes of a failed scenario)."""
+    events = await ledger.events(key)
+    return f"{key}: " + ", ".join(f"{e.status}@{e.node_id}" + (f" ({e.detail})" if e.detail else "") for e in events)
+
+
 def times_spoken(record: dict[str, Any], text: str) -> int:
     """How often the call record holds ``text`` as a proactive line heard to the end (a prompt delivered
     again after a recovery shows as 2)."""

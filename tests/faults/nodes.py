@@ -41,6 +41,16 @@ def fault_settings(workdir: Path, node_id: str = "fault-node") -> Settings:
     return settings
 
 
+def broker_settings(workdir: Path, endpoint: str, node_id: str) -> Settings:
+    """``fault_settings`` on a RocketMQ bus at ``endpoint``."""
+    settings = fault_settings(workdir, node_id)
+    settings.bus.backend = "rocketmq"
+    settings.bus.rocketmq.endpoints = endpoint
+    settings.bus.rocketmq.receive_wait_s = 2
+    settings.bus.rocketmq.publish_timeout_s = 5  # fail a publish fast while the broker is away
+    return settings
+
+
 @asynccontextmanager
 async def running_node(settings: Settings) -> AsyncIterator[VoiceNode]:
     node = VoiceNode(settings)

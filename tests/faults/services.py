@@ -113,3 +113,53 @@ class OwnOllama:
     def destroy(self) -> None:
         _run("stop", str(self.port), timeout=60)
         (OLLAMA_RUN_DIR / f"ollama-{self.port}.log").unlink(missing_ok=True)
+
+
+class SmallDisk:
+    """A size-limited tmpfs mounted for the test (``mount`` needs root or CAP_SYS_ADMIN: ``mount()``
+    says why not when it cannot), that ``fill()`` fills to the last byte with a ballast file (writes then
+    fail with ENOSPC, SQLite's with "database or disk is full") and ``free()`` empties again."""
+
+    def __init__(self, size_mb: int) -> None:
+        self.size_mb = size_mb
+        self.path = Path(tempfile.mkdtemp(prefix="voice-agent-faults-disk-"))
+        self.ballast = self.path / "ballast"
+        self.mounted = False
+
+    def mount(self) -> str | None:
+        """Mounts; returns None, or why it could not (the caller skips)."""
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={self.size_mb}m,mode=0755", "tmpfs", str(self.path)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        if proc.returncode != 0:
+            return f"cannot mount a {self.size_mb} MB tmpfs (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}"
+        self.mounted = True
+        return None
+
+    def fill(self) -> int:
+        """Write ballast until the disk refuses more; returns the bytes written."""
+        written = 0
+        chunk = b"\0" * 65536
+        with open(self.ballast, "ab", buffering=0) as f:
+            while True:
+                try:
+                    n = f.write(chunk)
+                except OSError:
+                    n = 0
+                if not n:
+                    try:
+                        f.write(b"\0")  # the last bytes, to the very end
+                        written += 1
+                        continue
+                    except OSError:
+                        return written
+                written += n
+
+    def free(self) -> None:
+        self.ballast.unlink(missing_ok=True)
+
+    def destroy(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=30, check=False)
+        shutil.rmtree(self.path, ignore_errors=True)

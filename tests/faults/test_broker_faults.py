@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from server.node import VoiceNode, run_scheduler_process
 from server.settings import Settings
 from tests.faults.accounting import FaultReport, account, spoken_in, times_spoken
-from tests.faults.nodes import ADMIN_TOKEN, answered, fault_settings, greeted, until
+from tests.faults.nodes import ADMIN_TOKEN, answered, broker_settings, greeted, until
 from tests.faults.services import OwnBroker
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -48,15 +48,6 @@ class BrokerDeployment:
             method, f"{self.node.base_url}/api/admin{path}", json=body
         ) as resp:
             return resp.status, await resp.json()
-
-
-def broker_settings(workdir: Path, endpoint: str, node_id: str) -> Settings:
-    settings = fault_settings(workdir, node_id)
-    settings.bus.backend = "rocketmq"
-    settings.bus.rocketmq.endpoints = endpoint
-    settings.bus.rocketmq.receive_wait_s = 2
-    settings.bus.rocketmq.publish_timeout_s = 5  # fail a publish fast while the broker is away
-    return settings
 
 
 @pytest.fixture(scope="module")

@@ -234,3 +234,21 @@ def test_round_one_sqlite_ledger_rows_are_kept(tmp_path: Path) -> None:
         assert len(asyncio.run(reopened.events("old-key"))) == 2
     finally:
         reopened.close()
+
+
+def test_a_ledger_from_before_the_status_index_gets_it(tmp_path: Path) -> None:
+    """Migration 4: a ledger file created by an older version (migrations 1-3, no status index) gains the
+    index the nodes' abandoned-claim sweep reads by."""
+    import sqlalchemy as sa
+
+    path = tmp_path / "ledger.sqlite3"
+    open_delivery_ledger(path).close()
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:  # back to what round 2 left on disk
+        conn.exec_driver_sql("DROP INDEX prompt_deliveries_status")
+        conn.exec_driver_sql("DELETE FROM schema_migrations WHERE store = 'delivery_ledger' AND version = 4")
+    open_delivery_ledger(path).close()
+    with engine.connect() as conn:
+        names = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    engine.dispose()
+    assert "prompt_deliveries_status" in names

@@ -148,3 +148,31 @@ async def test_retries_past_their_expiry_expire(stores: Stores) -> None:
     assert await outreach.expire_due(time.time(), "node-b") >= 1
     record = await ledger.get(prompt.idempotency_key)
     assert record is not None and record.status == "expired"
+
+
+async def test_a_claim_whose_node_no_longer_holds_the_users_call_is_released_once(stores: Stores) -> None:
+    """A node claimed a prompt (it speaks it in the user's call) and died: its presence row of the user
+    goes stale, and the claim goes back to ``pending`` (before: ``claimed`` for good, the prompt lost).
+    A claim whose node still refreshes the user's call is left alone; of two sweeping nodes one gets it."""
+    now = [1000.0]
+    (ledger, _, presence), (_, _, other) = stores(clock=lambda: now[0]), stores(clock=lambda: now[0])
+    alive_user, dead_user = _user(), _user()
+    alive, dead = _prompt(alive_user), _prompt(dead_user)
+    await presence.join("call-alive", alive_user, "node-a")
+    await presence.join("call-dead", dead_user, "node-b")
+    assert await ledger.claim(alive, "node-a") is None and await ledger.claim(dead, "node-b") is None
+    assert await presence.release_abandoned_claims("node-a", fresh_after=990, claimed_before=1001) == []
+    now[0] = 1010.0
+    await presence.refresh("node-a", [("call-alive", alive_user)])  # node-a lives; node-b stopped refreshing
+    swept = await asyncio.gather(
+        *(p.release_abandoned_claims(name, fresh_after=1005, claimed_before=1005)
+          for p, name in ((presence, "node-a"), (other, "node-c")))
+    )
+    released = [p for found in swept for p in found]
+    assert [p.idempotency_key for p in released] == [dead.idempotency_key]
+    row = await ledger.get(dead.idempotency_key)
+    assert row is not None and row.status == "pending"
+    assert [e.status for e in await ledger.events(dead.idempotency_key)] == ["claimed", "released"]
+    kept = await ledger.get(alive.idempotency_key)
+    assert kept is not None and kept.status == "claimed" and kept.node_id == "node-a"
+    assert [p.idempotency_key for p in await ledger.pop_pending(dead_user, "node-a")] == [dead.idempotency_key]

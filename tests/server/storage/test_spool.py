@@ -69,3 +69,37 @@ async def test_any_json_object_round_trips(tmp_path: Path, item: dict[str, Any])
     target = Target()
     await spool.drain(target.send)
     assert target.got == [item]
+
+
+async def test_a_full_disk_keeps_items_in_memory_in_order_until_the_disk_takes_them(tmp_path: Path) -> None:
+    """The segment being written is a link to ``/dev/full``: every write fails with ENOSPC, as on a full
+    disk. Before, the item was dropped (lost); now it waits in memory, later items queue behind it (also
+    once the disk takes writes again), and a drain sends them all in order."""
+    spool = DiskSpool(tmp_path, "records")
+    assert await spool.put({"n": 0})  # on disk
+    await spool.drain(Target(fail_after=0).send)  # seals segment 1; the next put opens segment 2
+    full = spool.path / f"{spool._current:012d}.jsonl"
+    full.symlink_to("/dev/full")
+    assert await spool.put({"n": 1}) and await spool.put({"n": 2})
+    assert len(spool) == 3 and spool.in_memory == 2
+    full.unlink()  # space freed
+    assert await spool.put({"n": 3})  # behind the ones in memory, not before them
+    assert spool.in_memory == 3
+    away = Target(fail_after=2)
+    assert await spool.drain(away.send) == 2 and len(spool) == 2
+    back = Target()
+    assert await spool.drain(back.send) == 2
+    assert [i["n"] for i in away.got + back.got] == [0, 1, 2, 3] and len(spool) == 0
+    assert await spool.put({"n": 4}) and spool.in_memory == 0  # on disk again
+
+
+async def test_items_held_in_memory_are_written_to_disk_at_shutdown(tmp_path: Path) -> None:
+    spool = DiskSpool(tmp_path, "records")
+    full = spool.path / f"{spool._current:012d}.jsonl"
+    full.symlink_to("/dev/full")
+    assert await spool.put({"n": 0})
+    assert spool.persist_memory() == 1  # still full: reported, not silently gone
+    full.unlink()
+    assert spool.persist_memory() == 0
+    again = Target()
+    assert await DiskSpool(tmp_path, "records").drain(again.send) == 1 and again.got == [{"n": 0}]

@@ -61,3 +61,38 @@ async def test_saves_of_a_call_stay_in_order_across_the_spool(tmp_path: Path) ->
     saved = await store.get("c-9")
     assert saved is not None and saved.end_reason == "hangup"
     store.close()
+
+
+async def test_a_full_disk_keeps_the_record_in_memory_reports_it_and_writes_it_when_space_is_back(
+    tmp_path: Path,
+) -> None:
+    """Full disk where a test cannot mount a small filesystem (tests/faults/test_disk_faults.py does it
+    for real): the database refuses to grow (SQLite's own ``max_page_count``: a real "database or disk is
+    full") and the spool's segment is a link to ``/dev/full`` (ENOSPC). Before: the record was dropped.
+    Now it waits in memory, ``problem()`` says so (``/readyz``), and it lands once there is space."""
+    db = tmp_path / "calls.sqlite3"
+    inner = open_call_record_store(db)
+    spool = DiskSpool(tmp_path / "spool", "records")
+    store = SpoolingCallRecordStore(inner, spool, retry_s=0.2)
+    store.start()
+    await store.save(CallRecord("before", "n1", "dee"))
+    with inner.engine.connect() as conn:  # the node's one SQLite connection: no page beyond these
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
+    full = spool.path / f"{spool._current:012d}.jsonl"
+    full.symlink_to("/dev/full")
+    ended = CallRecord("c-full", "n1", "ann")
+    ended.add_user("hello " * 2000)  # needs new pages
+    ended.end_reason = "hangup"
+    await store.save(ended)
+    assert spool.in_memory == 1
+    problem = store.problem()
+    assert problem is not None and "in memory" in problem and "disk is full" in problem, problem
+    with inner.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA max_page_count = 1073741823")
+    full.unlink()
+    await asyncio.wait_for(store.replayer.recovered.wait(), 10)
+    saved = await store.get("c-full")
+    assert saved is not None and saved.end_reason == "hangup"
+    assert await store.get("before") is not None and store.problem() is None
+    store.close()
