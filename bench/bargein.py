@@ -14,14 +14,15 @@ meetings and a phone call) through its Opus track. Judged from what the caller H
 
 - paused: a silence of >= 0.1 s starts before the greeting would have ended; ``pause_at_caller`` is the
   caller's first sample handed to its encoder -> the first silent sample heard;
-- resumed: greeting audio is heard again within ``RESUME_WINDOW_S`` of the end of the sound
-  (``resume_gap`` = how long the caller heard silence); stopped: the greeting never plays to its end;
-- lost or replayed: a resumed greeting whose heard length differs from an undisturbed call's by more than
-  ``LOSS_TOLERANCE_S``.
+- "on" (the agent went on): the greeting is heard to its end, nothing lost or replayed (its heard length
+  within ``LOSS_TOLERANCE_S`` of an undisturbed call's), and, if it paused, heard again within
+  ``RESUME_WINDOW_S`` of the end of the sound (``resume_gap`` = how long the caller heard silence);
+- "stop": it paused and the greeting never came back;
+- "mixed": anything else (resumed late, resumed then cut, lost or replayed audio): wrong for either label.
 
 Cross-checked with the server: the call record (the greeting marked interrupted) and the event feed
 ("interrupted" / "backchannel"). Figures: ``false_interruptions_per_100_backchannels`` (backchannels and
-coughs that stopped the greeting), ``real_interruptions_stopped``, ``pause_at_caller_s_p50``,
+coughs not "on"), ``real_interruptions_stopped`` (share "stop"), ``pause_at_caller_s_p50``,
 ``resume_gap_s_p50``, and the same for the real recordings alone. Tight timing: the load average is
 printed. Ends with one JSON line. ``bench/backchannels.py`` is the same set without a network (decider
 only, faster, for tuning on ``--split tune``).
@@ -111,7 +112,9 @@ class Heard:
 
     @classmethod
     def of(cls, caller: RTCCaller) -> Heard:
-        times, greeting, loud = [], [], []
+        times: list[float] = []
+        greeting: list[bool] = []
+        loud: list[bool] = []
         t = np.arange(960) / RATE
         probes = {
             hz: (np.sin(2 * np.pi * hz * t), np.cos(2 * np.pi * hz * t)) for hz in (GREETING_HZ, REPLY_HZ)
@@ -125,7 +128,9 @@ class Heard:
             is_greeting = power[GREETING_HZ] > power[REPLY_HZ]
             for start in range(0, len(x) - WINDOW + 1, WINDOW):
                 rms = float(np.sqrt(np.mean(x[start : start + WINDOW] ** 2)))
-                times.append(arrival + start / RATE)
+                # Heard when the buffer releases the frame, and not before the window ahead of it has
+                # played: frames that arrive in a burst play one after the other.
+                times.append(max(arrival + start / RATE, times[-1] + WINDOW / RATE if times else 0.0))
                 loud.append(rms > VOICE_RMS)
                 greeting.append(rms > VOICE_RMS and is_greeting)
         return cls(np.array(times), np.array(greeting, bool), np.array(loud, bool))
@@ -133,18 +138,20 @@ class Heard:
     def greeting_s(self) -> float:
         return float(self.greeting.sum()) * WINDOW / RATE
 
-    def first_silence(self, after: float, hold_s: float = 0.1) -> float | None:
+    def first_silence(self, after: float, hold_s: float = 0.1) -> int | None:
+        """Index of the first window of the first silence of ``hold_s`` heard after ``after``."""
         need = round(hold_s * RATE / WINDOW)
         run = 0
         for i in np.nonzero(self.times >= after)[0]:
             run = 0 if self.loud[i] else run + 1
             if run >= need:
-                return float(self.times[i - need + 1])
+                return int(i - need + 1)
         return None
 
-    def greeting_after(self, t: float) -> float | None:
-        hits = np.nonzero((self.times >= t) & self.greeting)[0]
-        return float(self.times[hits[0]]) if len(hits) else None
+    def greeting_after(self, index: int) -> int | None:
+        """Index of the first greeting window heard after window ``index``."""
+        hits = np.nonzero(self.greeting[index:])[0]
+        return index + int(hits[0]) if len(hits) else None
 
 
 @dataclass
@@ -152,7 +159,8 @@ class Outcome:
     sound: CallerSound
     paused_s: float | None  # caller's first sample sent -> silence heard (None: never paused)
     resume_gap_s: float | None  # silence heard before the greeting came back (None: it did not)
-    stopped: bool  # the caller never heard the greeting to its end
+    resumed_at_all: bool  # greeting audio came back after the pause, however late
+    verdict: str  # "on", "stop" or "mixed" (module docstring), from what the caller heard
     greeting_heard_s: float
     server_interrupted: bool  # the call record marks the greeting interrupted
     events: list[str]  # "interrupted" / "backchannel" events of the feed
@@ -181,11 +189,15 @@ async def one_call(
         record = await caller.record()
     finally:
         await caller.hangup()
-    silence = heard.first_silence(said_from)
+    quiet = heard.first_silence(said_from)
+    silence = float(heard.times[quiet]) if quiet is not None else None
     paused = silence is not None and silence < greeting_start + GREETING_S - 0.2
-    back = heard.greeting_after(silence) if paused and silence is not None else None
+    comes_back = heard.greeting_after(quiet) if paused and quiet is not None else None
+    back = float(heard.times[comes_back]) if comes_back is not None else None
     resumed = back is not None and back <= sound_end + RESUME_WINDOW_S
-    greeting_entry = next((e for e in record.get("transcript", []) if e.get("source") == "greeting"), {})
+    greeting_entry: dict[str, Any] = next(
+        (e for e in record.get("transcript", []) if e.get("source") == "greeting"), {}
+    )
     server_pause = None
     try:
         onset = audio.caller_onset(after=sent_before)
@@ -196,13 +208,24 @@ async def one_call(
         sound=sound,
         paused_s=silence - said_from if paused and silence is not None else None,
         resume_gap_s=back - silence if resumed and back is not None and silence is not None else None,
-        stopped=False,  # set against the undisturbed greeting's length by the caller of one_call
+        resumed_at_all=back is not None,
+        verdict="",  # set against the undisturbed greeting's length by the caller of one_call
         greeting_heard_s=heard.greeting_s(),
         server_interrupted=bool(greeting_entry.get("interrupted")),
         events=[e["type"] for e in caller.events if e.get("type") in ("interrupted", "backchannel")],
         server_pause_s=server_pause,
         decisions=log.since(sent_before),
     ), heard
+
+
+def verdict(outcome: Outcome, full_s: float) -> str:
+    whole = abs(outcome.greeting_heard_s - full_s) <= LOSS_TOLERANCE_S
+    if whole and (outcome.paused_s is None or outcome.resume_gap_s is not None):
+        return "on"
+    cut = outcome.greeting_heard_s < full_s - LOSS_TOLERANCE_S
+    if outcome.paused_s is not None and cut and not outcome.resumed_at_all:
+        return "stop"
+    return "mixed"
 
 
 def p50(values: list[float]) -> float | None:
@@ -216,9 +239,11 @@ def figures(outcomes: list[Outcome], full_s: float, prefix: str = "") -> dict[st
         f"{prefix}backchannels": len(bcs),
         f"{prefix}interruptions": len(ints),
         f"{prefix}false_interruptions_per_100_backchannels": round(
-            100 * sum(o.stopped for o in bcs) / max(1, len(bcs)), 2
+            100 * sum(o.verdict != "on" for o in bcs) / max(1, len(bcs)), 2
         ),
-        f"{prefix}real_interruptions_stopped": round(sum(o.stopped for o in ints) / max(1, len(ints)), 4),
+        f"{prefix}real_interruptions_stopped": round(
+            sum(o.verdict == "stop" for o in ints) / max(1, len(ints)), 4
+        ),
         f"{prefix}pause_at_caller_s_p50": p50([o.paused_s for o in outcomes if o.paused_s is not None]),
         f"{prefix}resume_gap_s_p50": p50([o.resume_gap_s for o in bcs if o.resume_gap_s is not None]),
     }
@@ -254,22 +279,21 @@ async def main(split: str, limit: int | None) -> dict[str, Any]:
             for sound in sounds:
                 outcome, _ = await one_call(url, sound, audio, log)
                 assert outcome is not None
-                outcome.stopped = outcome.greeting_heard_s < full_s - LOSS_TOLERANCE_S
+                outcome.verdict = verdict(outcome, full_s)
                 outcomes.append(outcome)
-                wrong = outcome.stopped != (sound.label == "interruption")
+                wrong = outcome.verdict != ("stop" if sound.label == "interruption" else "on")
                 pause = f"{outcome.paused_s * 1000:.0f}" if outcome.paused_s is not None else "-"
                 gap = f"{outcome.resume_gap_s:.2f}" if outcome.resume_gap_s is not None else "-"
                 server_says = "stop" if outcome.server_interrupted else "go on"
                 print(
                     f"  {'WRONG' if wrong else 'ok   '} {sound.label:12s} {sound.name:42s} heard "
-                    f"{'stop ' if outcome.stopped else 'go on'} (pause {pause} ms, resumed after {gap} s, "
+                    f"{outcome.verdict:5s} (pause {pause} ms, resumed after {gap} s, "
                     f"greeting {outcome.greeting_heard_s:.2f} s) server {server_says} {outcome.events} {outcome.decisions}",
                     flush=True,
                 )
         finally:
             await server.close()
             deps.records.close()
-    resumed = [o for o in outcomes if not o.stopped]
     result: dict[str, Any] = {"bench": "bargein", "split": split, "calls": len(outcomes)}
     result.update(figures(outcomes, full_s))
     result.update(figures([o for o in outcomes if o.sound.name.startswith("real")], full_s, "real_"))
@@ -282,11 +306,12 @@ async def main(split: str, limit: int | None) -> dict[str, Any]:
         interruption_pause_at_caller_s_p50=p50(stops),
         pause_at_server_s_p50=p50(server_pauses),
         never_paused=sum(o.paused_s is None for o in outcomes),
+        verdicts={v: sum(o.verdict == v for o in outcomes) for v in ("on", "stop", "mixed")},
         resumed_audio_lost_or_replayed=sum(
-            abs(o.greeting_heard_s - full_s) > LOSS_TOLERANCE_S for o in resumed
+            o.resume_gap_s is not None and abs(o.greeting_heard_s - full_s) > LOSS_TOLERANCE_S
+            for o in outcomes
         ),
-        resumed_then_cut=sum(o.resume_gap_s is not None and o.stopped for o in outcomes),
-        server_disagrees=sum(o.server_interrupted != o.stopped for o in outcomes),
+        server_disagrees=sum(o.server_interrupted != (o.verdict != "on") for o in outcomes),
         undisturbed_greeting_s=round(full_s, 3),
         nproc=os.cpu_count(),
         loadavg_start=[round(x, 2) for x in load],
