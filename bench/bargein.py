@@ -128,9 +128,10 @@ class Heard:
             is_greeting = power[GREETING_HZ] > power[REPLY_HZ]
             for start in range(0, len(x) - WINDOW + 1, WINDOW):
                 rms = float(np.sqrt(np.mean(x[start : start + WINDOW] ** 2)))
-                # Heard when the buffer releases the frame, and not before the window ahead of it has
-                # played: frames that arrive in a burst play one after the other.
-                times.append(max(arrival + start / RATE, times[-1] + WINDOW / RATE if times else 0.0))
+                # Heard from when the receive buffer releases the frame, as ``RTCCaller.silence_heard_from``
+                # (and the barge-in test) count it. Frames released in a burst overlap in time, so searches
+                # after a point go by window index (the order they play in), not by time.
+                times.append(arrival + start / RATE)
                 loud.append(rms > VOICE_RMS)
                 greeting.append(rms > VOICE_RMS and is_greeting)
         return cls(np.array(times), np.array(greeting, bool), np.array(loud, bool))
