@@ -13,7 +13,8 @@ backchannels and 12 interruptions by 5 held-out synthesized voices, 3 synthetic 
 meetings and a phone call) through its Opus track. Judged from what the caller HEARS:
 
 - paused: a silence of >= 0.1 s starts before the greeting would have ended; ``pause_at_caller`` is the
-  caller's first sample handed to its encoder -> the first silent sample heard;
+  caller's first sample handed to its encoder -> the silence's first sample, timed from when the 2-frame
+  receive buffer releases its frame (as ``RTCCaller.silence_heard_from``);
 - "on" (the agent went on): the greeting is heard to its end, nothing lost or replayed (its heard length
   within ``LOSS_TOLERANCE_S`` of an undisturbed call's), and, if it paused, heard again within
   ``RESUME_WINDOW_S`` of the end of the sound (``resume_gap`` = how long the caller heard silence);
