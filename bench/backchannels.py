@@ -13,7 +13,7 @@ meetings and a phone call (9 backchannels by 7 speakers, 7 interruptions by 6). 
 - ``false_interruptions_per_100_backchannels``: backchannels (and coughs) that stopped the reply, per 100;
 - ``real_interruptions_stopped``: share of interruptions that stopped it;
 - ``pause_at_server_s_p50``: caller onset -> the agent's first silent frame (server side; the caller hears
-  it one network + jitter buffer later: the call-level figure is bench/bargein.py's, wiring phase);
+  it one network + jitter buffer later: the call-level figures over real aiortc calls are bench/bargein.py's);
 - ``backchannel_pause_s_p50``: how long the agent was silent for a backchannel before resuming;
 - ``interruption_stop_s_p50``: caller onset -> reply dropped;
 - ``audio_lost_or_replayed``: resumed replies whose played sample count differs from what was queued.
@@ -34,28 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from speech.config import SpeechConfig
 from speech.stt.registry import create_stt
-from tests.speech.bargein_set import (
-    AGENT_TEXT,
-    BACKCHANNELS,
-    INTERRUPTIONS,
-    CallerSound,
-    coughs,
-    play_against_agent,
-    real_sounds,
-)
+from tests.speech.bargein_set import AGENT_TEXT, CallerSound, bargein_sounds, play_against_agent
 from tests.speech.corpus import synthesize
-from tests.speech.turn_set import HELDOUT_VOICES, TUNE_VOICES
-
-
-def sounds(split: str) -> list[CallerSound]:
-    voices = {"heldout": HELDOUT_VOICES, "tune": TUNE_VOICES, "all": TUNE_VOICES + HELDOUT_VOICES}[split]
-    out = [
-        CallerSound(f"{voice}@{speed} {text}", synthesize(text, backend, voice, speed), label)
-        for backend, voice, speed in voices
-        for label, texts in (("backchannel", BACKCHANNELS), ("interruption", INTERRUPTIONS))
-        for text in texts
-    ]
-    return out + coughs() + real_sounds()
 
 
 def p50(values: list[float]) -> float:
@@ -73,7 +53,7 @@ async def main(split: str, words: bool) -> dict[str, float]:
     rows: dict[str, list[tuple[CallerSound, object]]] = {"backchannel": [], "interruption": []}
     paused, bc_pause, stops = [], [], []
     lost = 0
-    for sound in sounds(split):
+    for sound in bargein_sounds(split):
         outcome = await play_against_agent(agent, sound.pcm, stt, config)
         rows[sound.label].append((sound, outcome))
         if outcome.paused_after_onset_s is not None:

@@ -34,13 +34,14 @@ class FakeSTT:
 
 
 class FakeTTS:
-    """A 440 Hz tone, ``seconds_per_word`` per word, in 20 ms frames carrying ``meta["text"]``."""
+    """A 440 Hz tone (``hz``), ``seconds_per_word`` per word, in 20 ms frames carrying ``meta["text"]``."""
 
     sample_rate = 16_000
 
-    def __init__(self, seconds_per_word: float = 0.1, delay: float = 0.0) -> None:
+    def __init__(self, seconds_per_word: float = 0.1, delay: float = 0.0, hz: float = 440.0) -> None:
         self.seconds_per_word = seconds_per_word
         self.delay = delay
+        self.hz = hz
         self.spoken: list[str] = []
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
@@ -49,7 +50,7 @@ class FakeTTS:
             await asyncio.sleep(self.delay)
         n = int(len(text.split()) * self.seconds_per_word * self.sample_rate)
         t = np.arange(n) / self.sample_rate
-        pcm = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+        pcm = (np.sin(2 * np.pi * self.hz * t) * 8000).astype(np.int16)
         for i in range(0, n, 320):
             yield AudioFrame(pcm[i : i + 320], self.sample_rate, 0.0, {"text": text})
             await asyncio.sleep(0)

@@ -24,7 +24,8 @@ from speech.playback import PlaybackController
 from speech.stt.base import SpeechToText
 from speech.vad import SileroVAD
 
-from .corpus import RATE, load_pcm16k, real_speech_dir
+from .corpus import RATE, load_pcm16k, real_speech_dir, synthesize
+from .turn_set import HELDOUT_VOICES, TUNE_VOICES
 
 BACKCHANNELS = ["Mm-hmm.", "Uh-huh.", "Yeah.", "Okay.", "Right.", "Yes.", "Sure.", "I see.", "Got it.",
                 "All right.", "Oh, okay.", "Yeah, yeah."]  # fmt: skip
@@ -63,6 +64,20 @@ class CallerSound:
     name: str
     pcm: np.ndarray  # int16 16 kHz, trimmed
     label: str  # "backchannel" or "interruption"
+
+
+def bargein_sounds(split: str) -> list[CallerSound]:
+    """The evaluation set of one split ("heldout": reported, never tuned on; "tune"; "all"): every
+    backchannel and interruption phrase by each of the split's synthesized voices, plus the synthetic coughs
+    and the real segments (both in every split: they were never used to tune)."""
+    voices = {"heldout": HELDOUT_VOICES, "tune": TUNE_VOICES, "all": TUNE_VOICES + HELDOUT_VOICES}[split]
+    out = [
+        CallerSound(f"{voice}@{speed} {text}", synthesize(text, backend, voice, speed), label)
+        for backend, voice, speed in voices
+        for label, texts in (("backchannel", BACKCHANNELS), ("interruption", INTERRUPTIONS))
+        for text in texts
+    ]
+    return out + coughs() + real_sounds()
 
 
 def real_sounds() -> list[CallerSound]:

@@ -142,10 +142,10 @@ async def test_barge_in_silences_the_agent_on_the_received_track(
     """Caller's view: first word handed to the Opus encoder -> silence starts on the caller's received track
     (2.5 ms resolution), through Opus, the server's 1-frame receive buffer and a 2-frame (40 ms) caller
     buffer like Chromium's. The mission's 150 ms (measured on 2 idle cores: 93-153 ms, median ~110 ms:
-    inbound 20-40 ms, VAD + track slot 0-60 ms, outbound ~50 ms) is ``bench/barge_in.py``'s target: timing
-    that tight does not hold on a CI box running other suites. Here the bounds hold under load and still
-    catch the regressions that matter: the agent talking on until the caller's words are transcribed (0.5 s
-    or more after the onset) or until the end of the sentence (seconds).
+    inbound 20-40 ms, VAD + track slot 0-60 ms, outbound ~50 ms) is ``bench/bargein.py``'s target (there
+    with the real Whisper deciding): timing that tight does not hold on a CI box running other suites. Here
+    the bounds hold under load and still catch the regressions that matter: the agent talking on until the
+    caller's words are transcribed (0.5 s or more after the onset) or until the end of the sentence (seconds).
 
     Server's view: the agent goes quiet soon after Silero's first voiced chunk (it may be earlier: a weak
     onset pauses it), and soon after the caller's first loud frame reaches the session."""
