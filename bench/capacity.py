@@ -8,7 +8,8 @@ cannot answer, or small talk; Piper at three rates and espeak-ng en-us / en-gb, 
 run), listens to the whole reply (until the agent's audio has been quiet for ``--reply-quiet`` s), and thinks
 1-3 s before the next turn. Callers of a step dial in over the first 3 s (seeded random, as is everything).
 
-A step passes when the p95 of its turns' latency (last sample of caller speech -> first voiced reply frame at
+A step runs rounds of calls until it has ``--min-turns`` turns (12: with 4, its p95 would be its maximum).
+It passes when the p95 of its turns' latency (last sample of caller speech -> first voiced reply frame at
 the caller, 2-frame receive buffer as in bench/voice_latency.py) is at most 1.5 s, every turn got a reply and
 no reply began with the holding phrase or was the apology (read from the server's call records). The bench
 stops at the first failing step. CPU seconds per turn by stage come from the server's
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import secrets
@@ -202,23 +204,30 @@ async def run_step(
     base_url: str,
     calls: int,
     turns: int,
+    min_turns: int,
     pools: tuple[list[Utterance], list[Utterance]],
     rng: random.Random,
     quiet_s: float,
 ) -> dict[str, Any]:
+    """``calls`` concurrent callers, in rounds until the step has ``min_turns`` turns (a p95 of fewer is its
+    maximum: one stray stall would decide the step)."""
     agent = AgentConfig()
-    plans = [
-        [rng.choice(pools[1] if rng.random() < 0.25 else pools[0]) for _ in range(turns)]
-        for _ in range(calls)
-    ]
     cpu_before, tokens_before = await scrape(base_url)
     load_before = os.getloadavg()[0]
-    results = await asyncio.gather(
-        *(
-            one_call(base_url, f"capacity-{calls}-{i}", plan, random.Random(rng.random()), quiet_s)
-            for i, plan in enumerate(plans)
+    results: list[dict[str, Any]] = []
+    for round_ in range(math.ceil(min_turns / (calls * turns))):
+        plans = [
+            [rng.choice(pools[1] if rng.random() < 0.25 else pools[0]) for _ in range(turns)]
+            for _ in range(calls)
+        ]
+        results += await asyncio.gather(
+            *(
+                one_call(
+                    base_url, f"capacity-{calls}-{round_}-{i}", plan, random.Random(rng.random()), quiet_s
+                )
+                for i, plan in enumerate(plans)
+            )
         )
-    )
     cpu_after, tokens_after = await scrape(base_url)
     latencies = [t["latency_s"] for r in results for t in r["turns"] if t["latency_s"] is not None]
     server_turns = [t for r in results for t in r["record"].get("turns", [])]
@@ -248,9 +257,15 @@ async def run_step(
         "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "slowest_turns": sorted(
             (
-                {"latency_s": round(t["latency_s"], 3), "text": t["text"], "voice": t["voice"]}
+                {
+                    "latency_s": round(t["latency_s"], 3),
+                    "text": t["text"],
+                    "voice": t["voice"],
+                    "heard_as": s.get("user_text"),
+                    "stages": s.get("stages"),  # server: seconds after the end of caller speech
+                }
                 for r in results
-                for t in r["turns"]
+                for t, s in zip(r["turns"], r["record"].get("turns", []), strict=False)
                 if t["latency_s"] is not None
             ),
             key=lambda t: -t["latency_s"],
@@ -268,7 +283,7 @@ async def run(args: argparse.Namespace, base_url: str) -> dict[str, Any]:
     )
     steps: list[dict[str, Any]] = []
     for calls in [c for c in args.steps if c <= args.max_calls]:
-        step = await run_step(base_url, calls, args.turns, pools, rng, args.reply_quiet)
+        step = await run_step(base_url, calls, args.turns, args.min_turns, pools, rng, args.reply_quiet)
         steps.append(step)
         print(
             f"{calls} calls: p50 {step['latency_s_p50']} s, p95 {step['latency_s_p95']} s, held "
@@ -301,6 +316,9 @@ def main() -> int:
     parser.add_argument("--steps", default="1,2,4,6,8,10,12", help="concurrent calls per step, ascending")
     parser.add_argument("--max-calls", type=int, default=16, help="never step beyond this many calls")
     parser.add_argument("--turns", type=int, default=4, help="turns per call")
+    parser.add_argument(
+        "--min-turns", type=int, default=12, help="turns per step at least (small steps run several rounds)"
+    )
     parser.add_argument("--reply-quiet", type=float, default=1.0, help="silence that ends a reply (s)")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--base-url", help="use a running server (its knowledge base as it is)")
