@@ -14,7 +14,11 @@ the caller, 2-frame receive buffer as in bench/voice_latency.py) is at most 1.5 
 no reply began with the holding phrase or was the apology (read from the server's call records). The bench
 stops at the first failing step. CPU seconds per turn by stage come from the server's
 ``voice_agent_stage_cpu_seconds_total`` over the step (Opus runs for every second of a call, silence
-included, so its per-turn figure includes listening and thinking time). The last line is JSON:
+included, so its per-turn figure includes listening and thinking time); ``process_total`` is the server's
+whole CPU time per turn, ``other`` what no stage accounts for (the event loop's WebRTC, pacing and call logic,
+storage, the scheduler), ``event_loop_thread`` the server's main thread (VAD included). The greeting's
+synthesis counts in the step but is not a turn. ``calls_cpu_bound_estimate``: how many calls all cores could
+carry at the step's CPU cost per second of call. The last line is JSON:
   {"max_calls_p95_under_1_5s", "latency_s_p95_at_max", "latency_s_p50_by_calls", "cpu_s_per_turn", ...}
 
     .venv/bin/python bench/capacity.py                       # steps 1,2,4,6,8,10,12
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -69,6 +74,7 @@ VOICES = [
 ]
 MIN_SPEECH_S, MAX_SPEECH_S = 1.5, 4.0
 TARGET_P95_S = 1.5
+LOOP = "event_loop_thread"  # the server's main thread; VAD runs on it, so it overlaps "vad"
 PROCESS = "process_total"  # the whole server process: the stages plus the event loop, WebRTC and the rest
 
 
@@ -141,8 +147,11 @@ async def upload_knowledge(base_url: str, admin_token: str) -> int:
     return len(urls)
 
 
-async def scrape(base_url: str) -> tuple[dict[str, float], list[tuple[float, float]]]:
-    """(CPU seconds by stage, cumulative prompt-token histogram buckets (le, count)) from ``/metrics``."""
+async def scrape(
+    base_url: str, server_pid: int | None = None
+) -> tuple[dict[str, float], list[tuple[float, float]]]:
+    """(CPU seconds by stage, cumulative prompt-token histogram buckets (le, count)) from ``/metrics``; with the
+    server's pid also its main thread's CPU seconds (the event loop: WebRTC, pacing, VAD, the call logic)."""
     async with aiohttp.ClientSession() as http, http.get(f"{base_url}/metrics") as resp:
         text = await resp.text()
     cpu: dict[str, float] = {}
@@ -155,6 +164,10 @@ async def scrape(base_url: str) -> tuple[dict[str, float], list[tuple[float, flo
                 cpu[PROCESS] = sample.value
             elif sample.name == "voice_agent_llm_prompt_tokens_evaluated_bucket":
                 buckets.append((float(sample.labels["le"]), sample.value))
+    if server_pid is not None:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{server_pid}/task/{server_pid}/schedstat").read_text()
+            cpu[LOOP] = int(stat.split()[0]) / 1e9
     return cpu, sorted(buckets)
 
 
@@ -218,11 +231,12 @@ async def run_step(
     pools: tuple[list[Utterance], list[Utterance]],
     rng: random.Random,
     quiet_s: float,
+    server_pid: int | None,
 ) -> dict[str, Any]:
     """``calls`` concurrent callers, in rounds until the step has ``min_turns`` turns (a p95 of fewer is its
     maximum: one stray stall would decide the step)."""
     agent = AgentConfig()
-    cpu_before, tokens_before = await scrape(base_url)
+    cpu_before, tokens_before = await scrape(base_url, server_pid)
     load_before = os.getloadavg()[0]
     results: list[dict[str, Any]] = []
     for round_ in range(math.ceil(min_turns / (calls * turns))):
@@ -238,7 +252,7 @@ async def run_step(
                 for i, plan in enumerate(plans)
             )
         )
-    cpu_after, tokens_after = await scrape(base_url)
+    cpu_after, tokens_after = await scrape(base_url, server_pid)
     latencies = [t["latency_s"] for r in results for t in r["turns"] if t["latency_s"] is not None]
     server_turns = [t for r in results for t in r["record"].get("turns", [])]
     held = sum(t.get("agent_text", "").startswith(agent.holding_phrase) for t in server_turns)
@@ -253,7 +267,8 @@ async def run_step(
         stage: round((cpu_after[stage] - cpu_before.get(stage, 0.0)) / n_turns, 4) for stage in cpu_after
     }
     cpu_per_turn["other"] = round(
-        cpu_per_turn.get(PROCESS, 0.0) - sum(v for k, v in cpu_per_turn.items() if k != PROCESS), 4
+        cpu_per_turn.get(PROCESS, 0.0) - sum(v for k, v in cpu_per_turn.items() if k not in (PROCESS, LOOP)),
+        4,
     )
     completed = [r for r in results if not r["error"]]
     call_seconds = sum(r["seconds"] for r in completed)
@@ -307,7 +322,9 @@ async def run(args: argparse.Namespace, base_url: str) -> dict[str, Any]:
     )
     steps: list[dict[str, Any]] = []
     for calls in [c for c in args.steps if c <= args.max_calls]:
-        step = await run_step(base_url, calls, args.turns, args.min_turns, pools, rng, args.reply_quiet)
+        step = await run_step(
+            base_url, calls, args.turns, args.min_turns, pools, rng, args.reply_quiet, args.server_pid
+        )
         steps.append(step)
         print(
             f"{calls} calls: p50 {step['latency_s_p50']} s, p95 {step['latency_s_p95']} s, held "
@@ -360,6 +377,7 @@ def main() -> int:
     started = time.monotonic()
     load_before = os.getloadavg()
     server = None
+    args.server_pid = None
     try:
         if args.base_url:
             base_url = args.base_url
@@ -378,6 +396,7 @@ def main() -> int:
             }
             server = ServerProcess(workdir, env).start()
             base_url = server.base_url
+            args.server_pid = server.proc.pid
             print(f"server on {base_url} (log: {server.log_path})", flush=True)
             documents = asyncio.run(upload_knowledge(base_url, admin_token))
             print(f"{documents} knowledge documents ready", flush=True)

@@ -336,6 +336,11 @@ class ServerProcess:
             "VOICE_AGENT__STORAGE__RECORDS": str(self.workdir / "calls.sqlite3"),
             "VOICE_AGENT__SERVER__RAG": "false",
             "VOICE_AGENT__AGENT__MEMORY_PATH": str(self.workdir / "memory.sqlite3"),
+            # Its own scheduler and ledgers too: the defaults are relative to the repository, so a follow-up a
+            # previous run scheduled for "bench-0" would be spoken in this run's call of "bench-0".
+            "VOICE_AGENT__SCHEDULER__JOBSTORE_URL": f"sqlite:///{self.workdir / 'jobs.sqlite3'}",
+            "VOICE_AGENT__STORAGE__DELIVERY_LEDGER": str(self.workdir / "proactive_ledger.sqlite3"),
+            "VOICE_AGENT__STORAGE__PHONE_DIRECTORY": str(self.workdir / "phone_directory.sqlite3"),
             "VOICE_AGENT__SERVER__CALL_TOKENS__SECRET": TEST_CALL_SECRET,
             **self.env,
         }
