@@ -81,10 +81,15 @@ class ThreadGroupCpu:
         with self._lock:
             now: dict[int, tuple[str, float]] = {}
             for tid in tids:
-                stage = self._seen[tid][0] if tid in self._seen else self._stage(tid, python_names)
-                stat = _read(_TASKS / str(tid) / "schedstat") if stage else None
-                if stage and stat:
-                    now[tid] = (stage, int(stat.split()[0]) / 1e9)
+                stat = _read(_TASKS / str(tid) / "schedstat")
+                if not stat:
+                    continue
+                seconds = int(stat.split()[0]) / 1e9
+                seen = self._seen.get(tid)
+                # a known thread keeps its stage (its name may change); less time than before: a new thread
+                stage = seen[0] if seen and seconds >= seen[1] else self._stage(tid, python_names)
+                if stage:
+                    now[tid] = (stage, seconds)
             for tid, (stage, seconds) in self._seen.items():
                 if tid not in now or now[tid][1] < seconds:  # ended (or its id was reused)
                     self._ended[stage] = self._ended.get(stage, 0.0) + seconds
