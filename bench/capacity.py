@@ -201,7 +201,8 @@ async def one_call(
         await caller.reply_start(after=0.0, timeout=60)  # the greeting
         await caller.wait_quiet(quiet_s, timeout=120)
         for utterance in plan:
-            speech_end = await caller.say(utterance.pcm)
+            # a call the server ended (e.g. ICE consent lost on a starved machine) stops taking audio
+            speech_end = await asyncio.wait_for(caller.say(utterance.pcm), utterance.seconds + 20)
             try:
                 latency: float | None = await caller.reply_start(after=speech_end, timeout=30) - speech_end
             except TimeoutError:
@@ -332,6 +333,7 @@ async def run(args: argparse.Namespace, base_url: str) -> dict[str, Any]:
             f"{len(step['errors'])} -> {'pass' if step['passed'] else 'FAIL'} (load {step['loadavg_1m_before_after']})",
             flush=True,
         )
+        print(f"  CPU s per turn: {step['cpu_s_per_turn']}", flush=True)
         if not step["passed"] and not args.keep_going:
             break
     first_fail = next((s["calls"] for s in steps if not s["passed"]), None)
