@@ -10,6 +10,8 @@ thread-safe); the state lives in each ``SileroVAD`` instance.
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,6 +62,23 @@ def silero_model_path() -> Path:
     return candidates[0]
 
 
+_cpu_lock = threading.Lock()
+_cpu_seconds = 0.0
+
+
+def vad_cpu_seconds() -> float:
+    """CPU seconds every Silero VAD of this process has spent in the model (it runs on the caller's thread,
+    one ONNX thread, so the calling thread's CPU clock is the whole cost)."""
+    with _cpu_lock:
+        return _cpu_seconds
+
+
+def _count_cpu(seconds: float) -> None:
+    global _cpu_seconds
+    with _cpu_lock:
+        _cpu_seconds += seconds
+
+
 @functools.cache
 def _shared_session() -> Any:
     import onnxruntime
@@ -101,7 +120,9 @@ class SileroVAD:
         return chunks
 
     def _run(self, chunk: np.ndarray) -> float:
+        started = time.thread_time()
         model_input = np.concatenate([self._context, chunk]).reshape(1, -1)
         prob, self._h, self._c = self._session.run(None, {"input": model_input, "h": self._h, "c": self._c})
+        _count_cpu(time.thread_time() - started)
         self._context = chunk[-CONTEXT_SAMPLES:]
         return float(np.asarray(prob).reshape(-1)[0])

@@ -46,6 +46,7 @@ from typing import Any, cast
 
 from agent.config import LLMConfig
 from agent.errors import LLMError, LLMUnavailableError, ModelNotFoundError
+from agent.llm import accounting
 from agent.llm.base import LLMChunk, Message, ToolChoice, ToolSpec, tool_call_schema
 from agent.llm.toolcalls import TOOL_CALL_TAG, ToolCallSniffer, parse_tool_call, tools_system_prompt
 
@@ -320,10 +321,15 @@ class _RoundRobinWorker:
         """Advances ``request`` by one token (the first step evaluates the prompt). Returns the token, or the
         final item: ``_SENTINEL_DONE`` or the exception."""
         assert request.slot is not None
+        llama = request.slot.llama
+        first = request.stream is None  # this step evaluates the prompt
+        cached = llama._input_ids.tolist() if first else []  # the context before this prompt
+        started = time.thread_time()
         try:
             if request.stream is None:
-                llama, chat = request.slot.llama, cast(Any, request.chat)
-                request.stream = llama.create_chat_completion(chat, stream=True, **request.kwargs)
+                request.stream = llama.create_chat_completion(
+                    cast(Any, request.chat), stream=True, **request.kwargs
+                )
             for part in request.stream:
                 delta = part["choices"][0]["delta"].get("content")
                 if delta:
@@ -339,6 +345,12 @@ class _RoundRobinWorker:
                     request.kwargs.get("max_tokens"),
                 )
             return exc
+        finally:
+            phase = accounting.PROMPT if first else accounting.GENERATION
+            accounting.count_cpu(phase, time.thread_time() - started)
+            if first:
+                evaluated = accounting.tokens_evaluated(cached, llama._input_ids.tolist())
+                accounting.count_prompt_tokens(evaluated)
 
     def _send(self, request: _Request, token: str) -> None:
         request.in_flight += 1

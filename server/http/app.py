@@ -32,6 +32,7 @@ from server.http.admin import dashboard_routes
 from server.http.call_routes import CallRoutes
 from server.http.guards import SECURITY_KEY, Security
 from server.http.health import COMPONENT_UP, health_report
+from server.http.stage_cpu import export_stage_cpu
 from server.security.access_log import RedactingAccessLogger
 from server.security.browser import security_headers
 from server.settings import Settings
@@ -105,6 +106,7 @@ def create_app(
     node's (shared with the routes it built), else one made from ``settings``. ``checks``: component ->
     a function saying what is wrong with it now, or None (``/readyz`` is "degraded" while one reports)."""
     app = web.Application(client_max_size=1 << 20, middlewares=[security_headers, _store_unavailable_is_503])
+    export_stage_cpu()  # voice_agent_stage_cpu_seconds_total (idempotent: one per process)
     app[SETTINGS_KEY] = settings
     app[DEPS_KEY] = deps
     app[READY_KEY] = {"ready": ready, "degraded": dict(degraded or {}), "checks": dict(checks or {})}

@@ -24,6 +24,7 @@ from speech.config import STTConfig
 from speech.errors import BackendUnavailableError, ModelNotFoundError
 from speech.stt.base import Transcript
 from speech.stt.repetition import collapse_repetitions
+from speech.threads import STT_THREADS, name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,14 @@ class FasterWhisperSTT:
     def __init__(self, config: STTConfig) -> None:
         self.config = config
         self.model_dir = resolve_model_dir(config.model)
-        self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="stt")
+        # Named for the OS too: CTranslate2's threads, started from here when the model loads, inherit the
+        # name, which is how the server counts STT's CPU time (speech.threads).
+        self._pool = ThreadPoolExecutor(
+            max_workers=config.workers,
+            thread_name_prefix="stt",
+            initializer=name_this_thread,
+            initargs=(STT_THREADS,),
+        )
         self._model: Any = None
         self._load_lock = threading.Lock()
         self._busy = 0  # jobs submitted to the pool and not finished (guarded by _busy_lock)

@@ -23,6 +23,7 @@ from speech.config import TTSConfig
 from speech.errors import BackendUnavailableError, ModelNotFoundError
 from speech.frames import AudioFrame
 from speech.sentences import split_for_speech
+from speech.threads import TTS_THREADS, named_thread
 from speech.tts.silence import LeadingSilenceTrimmer
 from speech.tts.threaded import synthesize_in_thread
 
@@ -55,9 +56,10 @@ def _load_voice(model: Path, config: Path) -> Any:
     options.intra_op_num_threads = min(2, os.cpu_count() or 1)
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(
-        str(model), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+    with named_thread(TTS_THREADS):  # ONNX Runtime's intra-op threads start here and keep the name
+        session = onnxruntime.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
     voice = PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config.read_text())))
     for _chunk in voice.synthesize("Hello there."):  # warm-up: the first run allocates and is ~25% slower
         pass

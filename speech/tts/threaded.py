@@ -15,10 +15,14 @@ from typing import TypeVar
 import numpy as np
 
 from speech.frames import AudioFrame
+from speech.threads import TTS_THREADS, name_this_thread
 
 T = TypeVar("T")
 
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tts")
+# OS-named so the server can count synthesis CPU time (speech.threads)
+_POOL = ThreadPoolExecutor(
+    max_workers=2, thread_name_prefix="tts", initializer=name_this_thread, initargs=(TTS_THREADS,)
+)
 _DONE = object()
 
 

@@ -228,20 +228,19 @@ class RTCCaller:
                     self.events.append(json.loads(msg.data))
 
 
-async def synthesize_speech(text: str) -> np.ndarray:
-    """``text`` spoken by the Piper voice (espeak-ng if Piper is missing), as trimmed 48 kHz int16."""
-    try:
-        from speech.config import TTSConfig
-        from speech.tts.registry import create_tts
+async def synthesize_speech(text: str, voice: Any = None) -> np.ndarray:
+    """``text`` spoken by the Piper voice (espeak-ng if Piper is missing), as trimmed 48 kHz int16.
+    ``voice``: a ``speech.config.TTSConfig`` to speak with instead (no fallback), e.g. another rate."""
+    from speech.config import TTSConfig
+    from speech.tts.registry import create_tts
 
-        tts = create_tts(TTSConfig(backend="piper"))
-        frames = [f async for f in tts.synthesize(text)]
-    except Exception:  # noqa: BLE001 - Piper missing or failing: espeak-ng is the fallback voice
-        from speech.config import TTSConfig
-        from speech.tts.registry import create_tts
-
-        tts = create_tts(TTSConfig(backend="espeak"))
-        frames = [f async for f in tts.synthesize(text)]
+    if voice is not None:
+        frames = [f async for f in create_tts(voice).synthesize(text)]
+    else:
+        try:
+            frames = [f async for f in create_tts(TTSConfig(backend="piper")).synthesize(text)]
+        except Exception:  # noqa: BLE001 - Piper missing or failing: espeak-ng is the fallback voice
+            frames = [f async for f in create_tts(TTSConfig(backend="espeak")).synthesize(text)]
     rate = frames[0].sample_rate
     pcm = np.concatenate([f.pcm for f in frames])
     resampler = Resampler(rate, RATE)
@@ -337,6 +336,11 @@ class ServerProcess:
             "VOICE_AGENT__STORAGE__RECORDS": str(self.workdir / "calls.sqlite3"),
             "VOICE_AGENT__SERVER__RAG": "false",
             "VOICE_AGENT__AGENT__MEMORY_PATH": str(self.workdir / "memory.sqlite3"),
+            # Its own scheduler and ledgers too: the defaults are relative to the repository, so a follow-up a
+            # previous run scheduled for "bench-0" would be spoken in this run's call of "bench-0".
+            "VOICE_AGENT__SCHEDULER__JOBSTORE_URL": f"sqlite:///{self.workdir / 'jobs.sqlite3'}",
+            "VOICE_AGENT__STORAGE__DELIVERY_LEDGER": str(self.workdir / "proactive_ledger.sqlite3"),
+            "VOICE_AGENT__STORAGE__PHONE_DIRECTORY": str(self.workdir / "phone_directory.sqlite3"),
             "VOICE_AGENT__SERVER__CALL_TOKENS__SECRET": TEST_CALL_SECRET,
             **self.env,
         }

@@ -29,9 +29,11 @@ pytestmark = [pytest.mark.slow]
 QUESTION = "What is the capital of France?"
 
 
-@pytest.fixture
-async def live_server(tmp_path: Path):
+@pytest.fixture(params=[True])
+async def live_server(tmp_path: Path, request: pytest.FixtureRequest):
+    """The node with default settings; ``grounded=False`` (indirect parameter): the model answers freely."""
     settings = Settings()
+    settings.agent.grounding.enabled = request.param
     settings.server.call_tokens.secret = TEST_CALL_SECRET
     settings.storage.records = str(tmp_path / "calls.sqlite3")
     settings.server.rag = False
@@ -87,3 +89,48 @@ async def test_real_call_question_gets_a_spoken_answer(live_server) -> None:
     assert stored is not None and stored.end_reason == "hangup"
     assert [e.role for e in stored.transcript] == ["agent", "user", "agent"]
     assert len(deps.registry) == 0
+
+
+def _stage_cpu(exposition: str) -> tuple[dict[str, float], float]:
+    """(voice_agent_stage_cpu_seconds_total by stage, count of voice_agent_llm_prompt_tokens_evaluated)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    cpu: dict[str, float] = {}
+    prompts = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "voice_agent_stage_cpu_seconds_total":
+                cpu[sample.labels["stage"]] = sample.value
+            elif sample.name == "voice_agent_llm_prompt_tokens_evaluated_count":
+                prompts = sample.value
+    return cpu, prompts
+
+
+@pytest.mark.parametrize("live_server", [False], indirect=True)  # the model answers: its CPU shows
+async def test_a_call_turn_shows_its_cpu_seconds_by_stage(live_server) -> None:
+    server, _deps = live_server
+    question = await synthesize_speech(QUESTION)
+    caller = RTCCaller(str(server.make_url("")), user_id="cpu-user")
+
+    async def metrics() -> tuple[dict[str, float], float]:
+        async with caller._http.get(f"{caller.base_url}/metrics") as resp:  # type: ignore[union-attr]
+            return _stage_cpu(await resp.text())
+
+    try:
+        await caller.connect()
+        await caller.reply_start(after=0.0, timeout=20)
+        await caller.wait_quiet(1.0, timeout=20)
+        before, prompts_before = await metrics()
+        speech_end = await caller.say(question)
+        await caller.reply_start(after=speech_end + 0.2, timeout=40)
+        await caller.wait_quiet(1.5, timeout=60)
+        after, prompts_after = await metrics()
+    finally:
+        await caller.hangup()
+    spent = {stage: after[stage] - before.get(stage, 0.0) for stage in after}
+    print(f"\nCPU seconds of one turn by stage: {spent}")
+    # every stage the turn went through burned CPU, each on its own account
+    for stage in ("vad", "stt", "llm_prompt", "tts", "opus_encode", "opus_decode"):
+        assert spent[stage] > 0, (stage, spent)
+    assert spent["stt"] > 0.02  # Whisper over ~2 s of speech: CTranslate2's threads, not only the pool thread
+    assert prompts_after >= prompts_before + 1
