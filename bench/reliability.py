@@ -61,7 +61,8 @@ async def overload(base_url: str, max_calls: int) -> dict[str, Any]:
         await extra.pc.setLocalDescription(await extra.pc.createOffer())
         offer = {"sdp": extra.pc.localDescription.sdp, "type": "offer"}
         t0 = time.monotonic()
-        async with aiohttp.ClientSession() as http, http.post(f"{base_url}/api/calls/offer", json=offer) as resp:
+        url = f"{base_url}/api/calls/offer"  # with the caller's token: refused for the load, not for who it is
+        async with aiohttp.ClientSession() as http, http.post(url, json=offer, headers=extra.headers) as resp:
             result["refusal_ms"] = round((time.monotonic() - t0) * 1000, 1)
             result["refused_status"] = resp.status
             result["retry_after"] = resp.headers.get("Retry-After")
