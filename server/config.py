@@ -47,8 +47,9 @@ class ServerConfig(BaseModel):
     rag: bool = True  # start the knowledge base in `serve` and give calls retrieval; off: LLM only
     # Calls this node carries at once, over every transport; past it a caller gets "all lines are busy"
     # (HTTP/SIP 503 + Retry-After, WebSocket close 1013). 0 refuses every call (draining a node).
-    # Conservative default for 2 cores (replies start queueing past ~4 calls); set it from bench/capacity.py.
-    max_calls: int = Field(8, ge=0)
+    # Measured on 2 cores with the default models (bench/capacity.py, 2026-11-29, quiet machine): 4 realistic
+    # callers keep p95 voice-to-voice at 0.81 s, 6 reach 1.75 s (over the 1.5 s bar). Set it per machine.
+    max_calls: int = Field(4, ge=0)
     busy_retry_after_s: int = Field(5, ge=1)
 
 
