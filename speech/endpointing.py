@@ -67,10 +67,11 @@ _CONTINUATION_PAIRS = frozenset(
 )
 # A sentence that is only a dependent clause waits for its main clause: "If I leave my laptop with you." is
 # how Whisper writes "If I leave my laptop with you, | when will it be ready?" cut at the comma's pause.
-# "When" counts only before a subject ("when I get there"), not as a question word ("when do you open").
+# "When", "once", "after", "before" count only before a subject ("when I get there", "once you refund me"),
+# not as a question word ("when do you open") or on their own ("once a week", "after lunch").
 _DEPENDENT_OPENING = re.compile(
     r"^(?:(?:and|so|but|um|uh|well|okay|ok)\W+)*(?:if|unless|although|though|even if|even though|whenever|"
-    r"when (?:i|we|my|our|the|it|they|he|she))\b",
+    r"(?:when|once|after|before|as soon as) (?:i|we|you|my|our|your|the|it|they|he|she))\b",
     re.IGNORECASE,
 )
 _DEPENDENT_MIN_WORDS = 4  # "If you can." and "If possible." are whole replies

@@ -35,6 +35,8 @@ from .corpus import RATE, synthesize
         # ready?" ended the turn, and the agent answered half a question.
         ("If I leave my laptop with you.", Completeness.INCOMPLETE),
         ("Hi. So when I pick it up", Completeness.INCOMPLETE),
+        ("Once you refund me.", Completeness.INCOMPLETE),  # "..., how long until I see the money?"
+        ("Once a week.", Completeness.STATEMENT),
         ("Only if necessary.", Completeness.STATEMENT),  # a whole reply
         ("If I leave it with you, when is it ready?", Completeness.QUESTION),
         ("When do you open on Sunday.", Completeness.STATEMENT),  # a question word, not a clause
