@@ -63,5 +63,5 @@ def test_processes_migrating_the_server_stores_at_once_all_start(tmp_path: Path)
         applied = conn.execute(sa.text("SELECT store, version FROM schema_migrations ORDER BY 1, 2")).all()
     assert [tuple(r) for r in applied] == [
         ("call_records", 1), ("call_records", 2), ("call_records", 3), ("call_records", 4),
-        ("delivery_ledger", 1), ("delivery_ledger", 2), ("delivery_ledger", 3),
+        ("delivery_ledger", 1), ("delivery_ledger", 2), ("delivery_ledger", 3), ("delivery_ledger", 4),
     ]
