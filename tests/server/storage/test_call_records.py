@@ -72,10 +72,6 @@ async def test_postgres_call_records_survive_a_dropped_connection(postgres_dsn: 
         assert await store.get(second.call_id) is not None
     finally:
         store.close()
-    summary = (await store.recent())[-1]
-    assert summary["turns"] == 1 and summary["interruptions"] == 1
-    assert await store.get("missing") is None
-    store.close()
 
 
 async def test_round_one_sqlite_call_records_are_kept(tmp_path: Path) -> None:
