@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -70,6 +71,16 @@ TRANSFER = ToolSpec(
 )
 
 
+# Tools that change something outside the conversation: a call-back booked, the call hung up or transferred.
+ACTING_TOOLS = frozenset({"schedule_callback", "end_call", "transfer"})
+
+# Awaited before an acting tool runs, in the task producing the reply. A reply prepared while the caller only
+# paused (``server.calls.reply``, speculative) may be thrown away when the caller goes on: it may look things
+# up, but it must not transfer, hang up or book anything until its turn has really ended. The caller of
+# ``Conversation.respond`` sets it (``ACTION_GATE.set(...)`` in its own task); unset, tools act at once.
+ACTION_GATE: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("action_gate", default=None)
+
+
 class ToolBox:
     """The tools available in one conversation; only tools whose collaborator is present are offered."""
 
@@ -113,6 +124,9 @@ class ToolBox:
         if entry is None:
             log.warning("user %s: model called unknown tool %r", self.user_id, call.name)
             return ToolOutcome(call.name, ok=False, speak=self.fallback)
+        gate = ACTION_GATE.get()
+        if gate is not None and call.name in ACTING_TOOLS:
+            await gate()  # cancelled with the reply when its turn never comes
         try:
             return await entry[1](call.arguments)
         except Exception:

@@ -56,6 +56,7 @@ class ReplyInFlight:
         self._held = False
         self._buffered: list[tuple[str, dict[str, Any]]] = []
         self._voice = asyncio.Event()
+        self._committed_event = asyncio.Event()
         self._release_timer: asyncio.TimerHandle | None = None
         self._update()
 
@@ -100,6 +101,10 @@ class ReplyInFlight:
         """Release the hold in ``seconds`` unless it is released or held again before."""
         self._release_timer = asyncio.get_running_loop().call_later(seconds, self.release)
 
+    async def wait_committed(self) -> None:
+        """Until the turn this reply answers has ended with its words (at once for a non-speculative one)."""
+        await self._committed_event.wait()
+
     async def wait_voice(self) -> None:
         """Until this reply may put audio into playback."""
         await self._voice.wait()
@@ -108,6 +113,8 @@ class ReplyInFlight:
         if self._release_timer is not None:
             self._release_timer.cancel()
             self._release_timer = None
+        if self._committed:
+            self._committed_event.set()
         if self._committed and not self._held:
             self._voice.set()
         else:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agent.tools import ACTION_GATE
 from server.calls.reply import ReplyInFlight, ReplyTimeline
 from speech.backchannel import BargeInDecision, BargeInKind, classify_barge_in
 from speech.events import (
@@ -271,6 +272,7 @@ class TurnTaker:
 
     async def _think(self, flight: ReplyInFlight, result: TurnResult, out: asyncio.Queue[str | None]) -> None:
         aggregator = SentenceAggregator()
+        ACTION_GATE.set(flight.wait_committed)  # this task's own context: no transfer before the turn ends
         try:
             async for delta in self.conversation.respond(flight.user_text):
                 if not delta:

@@ -246,3 +246,62 @@ async def test_a_speculation_whose_final_has_no_words_is_dropped_and_frees_the_v
     assert await asyncio.wait_for(h.turns.say("Is there anything else?", "proactive"), 5) is True
     assert h.results == [] and h.turns.speculative_replies == {"started": 1, "used": 0, "discarded": 1}
     await h.close()
+
+
+class RecordingCallControl:
+    """The call's controls as the agent's tools see them; records what the tools did."""
+
+    def __init__(self) -> None:
+        self.transfers: list[str] = []
+
+    async def end_call(self) -> None:
+        raise AssertionError("not asked to hang up")
+
+    async def transfer(self, target: str) -> None:
+        self.transfers.append(target)
+
+
+async def test_a_speculative_reply_does_not_transfer_before_the_turn_ends(tmp_path: Any) -> None:
+    """A reply prepared in the caller's pause may be thrown away: it must not act (transfer, hang up, book a
+    call-back) until the caller's turn has ended with its words. CI saw a REFER sent for a reply that was
+    discarded, and the transfer announcement never said."""
+    from agent.config import AgentConfig
+    from agent.conversation import Conversation
+    from agent.tools import ToolBox
+    from tests.agent.fakes import FakeLLM
+
+    control = RecordingCallControl()
+    config = AgentConfig(memory_path=str(tmp_path / "memory.sqlite3"), tool_arguments="rules")
+    conversation = Conversation(FakeLLM(["unused"]), config, tools=ToolBox(call_control=control))
+    h = Harness(conversation, FakeTTS())  # type: ignore[arg-type]
+    await h.turns.handle(speculative("Can I speak to a human"))
+    await asyncio.sleep(0.3)  # the prepared reply got as far as it may
+    assert control.transfers == [] and h.tts.spoken == []
+    await h.turns.handle(SpeechStarted(1.5))  # the caller goes on: the prepared reply is discarded
+    await h.turns.handle(SpeechStopped(2.5))
+    assert control.transfers == []
+    await h.turns.handle(final("Can I speak to a human, please?"))
+    await wait_until(lambda: len(h.results) == 1)
+    assert control.transfers == [config.transfer_target]  # once, for the turn that ended
+    assert "transferring you" in h.results[0].agent_text and not h.results[0].interrupted
+    await h.close()
+
+
+async def test_a_committed_speculative_reply_transfers_once(tmp_path: Any) -> None:
+    from agent.config import AgentConfig
+    from agent.conversation import Conversation
+    from agent.tools import ToolBox
+    from tests.agent.fakes import FakeLLM
+
+    control = RecordingCallControl()
+    config = AgentConfig(memory_path=str(tmp_path / "memory.sqlite3"), tool_arguments="rules")
+    conversation = Conversation(FakeLLM(["unused"]), config, tools=ToolBox(call_control=control))
+    h = Harness(conversation, FakeTTS())  # type: ignore[arg-type]
+    await h.turns.handle(speculative("Can I speak to a human?"))
+    await asyncio.sleep(0.3)
+    assert control.transfers == []
+    await h.turns.handle(final("Can I speak to a human?"))
+    await wait_until(lambda: len(h.results) == 1)
+    assert control.transfers == [config.transfer_target]
+    assert h.turns.speculative_replies == {"started": 1, "used": 1, "discarded": 0}
+    await h.close()
