@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from server.background import run_every
 from server.calls.registry import RegisteredCall, SessionRegistry
 from server.storage.presence import SqlPresence
 
@@ -36,13 +37,14 @@ class PresenceTracker:
         return 3 * self.heartbeat_s
 
     async def start(self) -> None:
-        await self.store.refresh(
-            self.node_id, [c.call_id for c in self.registry.live()]
-        )  # rows of a past run go
+        await self._refresh()  # rows of a past run go
         self.registry.observers.append(self)
         self._tasks = [
             asyncio.create_task(self._write(), name=f"presence-{self.node_id}"),
-            asyncio.create_task(self._heartbeat(), name=f"presence-heartbeat-{self.node_id}"),
+            asyncio.create_task(
+                run_every(self.heartbeat_s, self._refresh, f"node {self.node_id}: presence heartbeat"),
+                name=f"presence-heartbeat-{self.node_id}",
+            ),
         ]
 
     async def stop(self) -> None:
@@ -92,10 +94,5 @@ class PresenceTracker:
     def _live(self) -> list[tuple[str, str]]:
         return [(c.call_id, c.user_id) for c in self.registry.live() if c.user_id]
 
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
-            try:
-                await self.store.refresh(self.node_id, self._live())
-            except Exception:
-                log.exception("node %s: presence heartbeat failed", self.node_id)
+    async def _refresh(self) -> None:
+        await self.store.refresh(self.node_id, self._live())

@@ -8,11 +8,11 @@ Prompts whose expiry passed while waiting are marked ``expired``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from server.background import BackgroundTasks, run_every
 from server.phone.config import OutreachPolicyConfig
 from server.phone.outreach import PhoneOutreach, Presence
 from server.proactive.delivery import PromptDelivery
@@ -41,27 +41,17 @@ class RetrySweeper:
         self.delivery = delivery
         self.presence = presence
         self.outreach = outreach
-        self._task: asyncio.Task[None] | None = None
-        self._speaking: set[asyncio.Task[Any]] = set()
+        self.tasks = BackgroundTasks()  # the loop, and speaking due prompts in live calls
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"phone-retries-{self.node_id}")
+        what = f"node {self.node_id}: looking for due phone retries"
+        self.tasks.spawn(
+            run_every(self.config.sweep_interval_s, self.sweep, what, first_now=True),
+            f"phone-retries-{self.node_id}",
+        )
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._speaking) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("node %s: looking for due phone retries failed", self.node_id)
-            await asyncio.sleep(self.config.sweep_interval_s)
+        await self.tasks.cancel_all()
 
     async def sweep(self) -> int:
         """One pass; returns how many prompts this node took."""
@@ -80,9 +70,7 @@ class RetrySweeper:
         if call is not None:
             if not await self.store.claim_retry(due, self.node_id, "claimed", stale_before, None):
                 return False
-            task = asyncio.create_task(self._speak(call, due), name="phone-retry-in-call")
-            self._speaking.add(task)
-            task.add_done_callback(self._speaking.discard)
+            self.tasks.spawn(self._speak(call, due), "phone-retry-in-call")
             return True
         if self.outreach is None or not self.config.enabled:
             return False
@@ -99,4 +87,6 @@ class RetrySweeper:
         except Exception:
             log.exception("due prompt %s: speaking in the live call failed", due.prompt.idempotency_key)
             return
-        log.info("due prompt %s %s in the live call", due.prompt.idempotency_key, "said" if spoken else "not said")
+        log.info(
+            "due prompt %s %s in the live call", due.prompt.idempotency_key, "said" if spoken else "not said"
+        )

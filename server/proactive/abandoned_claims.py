@@ -12,12 +12,12 @@ for the user's next call. The price: a prompt cut off by the crash is said again
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Protocol
 
 from messaging.schemas import ProactivePrompt
+from server.background import BackgroundTasks, run_every
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +54,16 @@ class AbandonedClaimSweeper:
         self.window_s = window_s
         self.interval_s = interval_s
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
-        self._acting: set[asyncio.Task[None]] = set()
+        self.tasks = BackgroundTasks()  # the loop, and acting on each released prompt
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"abandoned-claims-{self.node_id}")
+        self.tasks.spawn(
+            run_every(self.interval_s, self.sweep, f"node {self.node_id}: abandoned-claim sweep"),
+            f"abandoned-claims-{self.node_id}",
+        )
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._acting) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.tasks.cancel_all()
 
     async def sweep(self) -> list[ProactivePrompt]:
         """One sweep: release abandoned claims and act on each (in its own task: speaking takes a while)."""
@@ -79,9 +78,7 @@ class AbandonedClaimSweeper:
                 prompt.user_id,
                 self.node_id,
             )
-            task = asyncio.create_task(self._act(prompt), name=f"released-{prompt.message_id[:8]}")
-            self._acting.add(task)
-            task.add_done_callback(self._acting.discard)
+            self.tasks.spawn(self._act(prompt), f"released-{prompt.message_id[:8]}")
         return released
 
     async def _act(self, prompt: ProactivePrompt) -> None:
@@ -89,11 +86,3 @@ class AbandonedClaimSweeper:
             await self.handler.act_on(prompt)
         except Exception:  # it stays pending: the user's next call gets it
             log.exception("acting on released prompt %s failed; it stays held", prompt.idempotency_key)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.sweep()
-            except Exception:
-                log.warning("abandoned-claim sweep failed; next in %.0f s", self.interval_s, exc_info=True)

@@ -39,13 +39,15 @@ async def test_a_dead_nodes_claims_are_spoken_by_a_survivor_or_held(tmp_path: Pa
         ledger,
         node_id="node-live",
     )
-    sweeper = AbandonedClaimSweeper(presence, survivor, "node-live", window_s=15, interval_s=5, clock=ledger.clock)
+    sweeper = AbandonedClaimSweeper(
+        presence, survivor, "node-live", window_s=15, interval_s=5, clock=ledger.clock
+    )
     assert await sweeper.sweep() == []  # every claimant's rows are fresh
     now[0] = 1020.0
     await presence.refresh("node-live", [("call-cy", "cy")])  # node-dead stopped refreshing
     released = await sweeper.sweep()
     assert sorted(p.user_id for p in released) == ["ann", "bob"]
-    await asyncio.gather(*sweeper._acting)
+    await asyncio.gather(*sweeper.tasks)  # acting on the released prompts
     assert back_here.spoken == [(for_ann.text, for_ann.message_id)]
     statuses = {p.user_id: (await ledger.get(p.idempotency_key)).status for p in (for_ann, for_bob, for_cy)}  # type: ignore[union-attr]
     assert statuses == {"ann": "delivered", "bob": "pending", "cy": "claimed"}
