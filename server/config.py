@@ -51,6 +51,9 @@ class ServerConfig(BaseModel):
     # callers keep p95 voice-to-voice at 0.81 s, 6 reach 1.75 s (over the 1.5 s bar). Set it per machine.
     max_calls: int = Field(4, ge=0)
     busy_retry_after_s: int = Field(5, ge=1)
+    # After calls end, give the heap they freed back to the OS (glibc malloc_trim; server/calls/memory_trim.py),
+    # at most once per this many seconds; 0: never.
+    heap_trim_interval_s: float = Field(10.0, ge=0)
 
 
 class StorageConfig(BaseModel):

@@ -27,6 +27,7 @@ from messaging.registry import create_bus
 from server.calls.admission import CallAdmission
 from server.calls.conversation_events import ConversationEventPublisher
 from server.calls.identity import DEFAULT_TENANT
+from server.calls.memory_trim import HeapTrimmer
 from server.calls.registry import SessionRegistry
 from server.calls.session import CallDeps
 from server.calls.tenancy import TenantCallbacks
@@ -60,6 +61,10 @@ class VoiceNode:
         self.node_id = settings.server.node_id
         self.base_url = f"http://{settings.server.host}:{settings.server.port}"
         self.registry = SessionRegistry()
+        self.heap_trimmer: HeapTrimmer | None = None
+        if settings.server.heap_trim_interval_s > 0:
+            self.heap_trimmer = HeapTrimmer(settings.server.heap_trim_interval_s)
+            self.registry.observers.append(self.heap_trimmer)
         self._cleanup = contextlib.AsyncExitStack()
         self._stop = asyncio.Event()
         self._server: asyncio.Task[None] | None = None
@@ -82,6 +87,8 @@ class VoiceNode:
         # A path or a postgresql:// DSN; connecting to PostgreSQL blocks, so off the loop.
         self.ledger = await asyncio.to_thread(_open_ledger, s)
         self._cleanup.callback(self.ledger.close)
+        if self.heap_trimmer is not None:
+            self._cleanup.push_async_callback(self.heap_trimmer.stop)
         kb = await self._start_knowledge()
         self.bus: MessageBus = create_bus(s.bus)
         self._cleanup.push_async_callback(self.bus.close)
