@@ -60,8 +60,10 @@ class ThreadGroupCpu:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: dict[int, tuple[str, float]] = {}  # tid -> (stage, seconds at the last read)
-        self._ended: dict[str, float] = {}  # seconds of threads that are gone
+        # Integer nanoseconds, as schedstat gives them: float sums taken in another order when a thread ends
+        # came out 1e-15 lower, and a Prometheus counter that goes down at all reads as a reset.
+        self._seen: dict[int, tuple[str, int]] = {}  # tid -> (stage, nanoseconds at the last read)
+        self._ended: dict[str, int] = {}  # nanoseconds of threads that are gone
 
     def _stage(self, tid: int, python_names: dict[int | None, str]) -> str | None:
         name = python_names.get(tid)
@@ -79,25 +81,25 @@ class ThreadGroupCpu:
         except OSError:
             return {}
         with self._lock:
-            now: dict[int, tuple[str, float]] = {}
+            now: dict[int, tuple[str, int]] = {}
             for tid in tids:
                 stat = _read(_TASKS / str(tid) / "schedstat")
                 if not stat:
                     continue
-                seconds = int(stat.split()[0]) / 1e9
+                nanoseconds = int(stat.split()[0])
                 seen = self._seen.get(tid)
                 # a known thread keeps its stage (its name may change); less time than before: a new thread
-                stage = seen[0] if seen and seconds >= seen[1] else self._stage(tid, python_names)
+                stage = seen[0] if seen and nanoseconds >= seen[1] else self._stage(tid, python_names)
                 if stage:
-                    now[tid] = (stage, seconds)
-            for tid, (stage, seconds) in self._seen.items():
-                if tid not in now or now[tid][1] < seconds:  # ended (or its id was reused)
-                    self._ended[stage] = self._ended.get(stage, 0.0) + seconds
+                    now[tid] = (stage, nanoseconds)
+            for tid, (stage, nanoseconds) in self._seen.items():
+                if tid not in now or now[tid][1] < nanoseconds:  # ended (or its id was reused)
+                    self._ended[stage] = self._ended.get(stage, 0) + nanoseconds
             self._seen = now
             totals = dict(self._ended)
-            for stage, seconds in now.values():
-                totals[stage] = totals.get(stage, 0.0) + seconds
-            return totals
+            for stage, nanoseconds in now.values():
+                totals[stage] = totals.get(stage, 0) + nanoseconds
+            return {stage: nanoseconds / 1e9 for stage, nanoseconds in totals.items()}
 
 
 def stage_cpu_seconds(threads: ThreadGroupCpu) -> dict[str, float]:
