@@ -17,8 +17,11 @@ from server.settings import ConfigError, Settings, load_settings
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from server.allocator import tune_allocator
     from server.node import run_node
 
+    # Before the node starts a thread: an arena a thread has taken stays for good.
+    tune_allocator(settings.server.heap_arena_max, settings.server.heap_mmap_threshold_kb)
     asyncio.run(run_node(settings))
     return 0
 

@@ -46,7 +46,9 @@ class ChurnResult:
     warmup_calls: int = 0
     warmup_rss_mb_series: list[float] = field(default_factory=list)  # idle RSS after each warm-up round
     rss_growth_mb: float = 0.0
-    rss_mb_series: list[float] = field(default_factory=list)  # after each fifth of the churn: a plateau or a slope
+    rss_mb_series: list[float] = field(
+        default_factory=list
+    )  # after each fifth of the churn: a plateau or a slope
     fds_leaked: int = 0
     tasks_leaked: int = 0
     threads_leaked: int = 0
@@ -72,7 +74,9 @@ async def one_call(base_url: str, speech: np.ndarray, index: int) -> float:
         await caller.hangup()
 
 
-async def run_calls(base_url: str, speech: np.ndarray, count: int, concurrency: int, start: int, result: ChurnResult) -> list[float]:
+async def run_calls(
+    base_url: str, speech: np.ndarray, count: int, concurrency: int, start: int, result: ChurnResult
+) -> list[float]:
     replies: list[float] = []
     next_index = start
     lock = asyncio.Lock()
@@ -96,12 +100,15 @@ async def run_calls(base_url: str, speech: np.ndarray, count: int, concurrency: 
 
 
 async def idle_stats(base_url: str, baseline: NodeStats | None = None, settle_s: float = 20.0) -> NodeStats:
-    """The node's figures once no call is live; with ``baseline``, waits (up to ``settle_s``) for
+    """The node's figures once no call is live and the heap is trimmed; with ``baseline``, waits (up to ``settle_s``) for
     descriptors, tasks and threads to come back to it (aiortc closes its transports a moment after a call)."""
     deadline = time.monotonic() + settle_s
     while True:
         stats = await node_stats(base_url)
-        settled = stats.calls == 0 and (baseline is None or not any(stats.leaked_since(baseline).values()))
+        # Resident memory is read after the heap trim that follows the last call (at most
+        # server.heap_trim_interval_s later): before it, the same node reads tens of MB higher.
+        idle = stats.calls == 0 and not stats.heap_trim_pending
+        settled = idle and (baseline is None or not any(stats.leaked_since(baseline).values()))
         if settled or time.monotonic() > deadline:
             return stats
         await asyncio.sleep(0.5)
@@ -127,7 +134,7 @@ async def warm_up(base_url: str, speech: np.ndarray, result: ChurnResult) -> Non
         await run_calls(base_url, speech, WARMUP_ROUND, WARMUP_CONCURRENCY, result.warmup_calls, result)
         result.warmup_calls += WARMUP_ROUND
         await asyncio.sleep(1)
-        rss = (await idle_stats(base_url, settle_s=5.0)).rss_mb
+        rss = (await idle_stats(base_url, settle_s=15.0)).rss_mb
         result.warmup_rss_mb_series.append(round(rss, 1))
         if rss - last < WARMUP_FLAT_MB and result.warmup_calls >= 2 * WARMUP_ROUND:
             return
@@ -152,7 +159,11 @@ async def churn(base_url: str, calls: int, concurrency: int = 3) -> ChurnResult:
     leaked = end.leaked_since(baseline)
     result.baseline, result.end = asdict(baseline), asdict(end)
     result.rss_growth_mb = round(end.rss_mb - baseline.rss_mb, 1)
-    result.fds_leaked, result.tasks_leaked, result.threads_leaked = leaked["fds"], leaked["tasks"], leaked["threads"]
+    result.fds_leaked, result.tasks_leaked, result.threads_leaked = (
+        leaked["fds"],
+        leaked["tasks"],
+        leaked["threads"],
+    )
     result.reply_s_p50 = round(float(np.median(replies)), 3) if replies else 0.0
     result.seconds = round(time.monotonic() - started, 1)
     result.loadavg = [round(x, 2) for x in os.getloadavg()]

@@ -18,6 +18,7 @@ class NodeStats:
     tasks: int
     threads: int
     calls: int
+    heap_trim_pending: int = 0  # a trim after ended calls still to run (server.calls.memory_trim)
 
     def leaked_since(self, baseline: NodeStats) -> dict[str, int]:
         """Descriptors, tasks and threads above ``baseline`` (0 each when nothing was left behind)."""
@@ -47,4 +48,5 @@ async def node_stats(base_url: str) -> NodeStats:
         tasks=int(values["voice_agent_event_loop_tasks"]),
         threads=int(values["voice_agent_threads"]),
         calls=int(values["voice_agent_calls_active"]),
+        heap_trim_pending=int(values.get("voice_agent_heap_trim_pending", 0)),
     )
