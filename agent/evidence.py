@@ -27,8 +27,12 @@ from agent.sentences import split_sentences
 
 log = logging.getLogger(__name__)
 
+# A sentence that leans on the one before: it starts with a pronoun ("It includes 100 GB"), or its opening
+# clause does ("If we miss it in a month, you get a credit": "it" is the guarantee named just before).
 _PRONOUN_START = re.compile(
-    r"^(?:it|its|this|that|these|those|they|their|them|he|his|she|her)\b", re.IGNORECASE
+    r"^(?:(?:if|when|once|unless|after|before|until|while)\s+(?:we|you|they|i|customers?)\s+\w+\s+)?"
+    r"(?:it|its|this|that|these|those|they|their|them|he|his|she|her)\b",
+    re.IGNORECASE,
 )
 # A street address: a house number, one or two words of name, a street type (USPS's common suffixes).
 _STREET_TYPES = (
@@ -211,7 +215,7 @@ class EvidenceSelector:
     async def features(self, question: Question, chunks: Sequence[Any]) -> SelectionFeatures:
         candidates = self._candidates(chunks)
         texts = [self._scoring_text(c) for c in candidates]
-        semantic = await self._semantic(question.search_text, texts) if candidates else []
+        semantic = await self._semantic(question, texts) if candidates else []
         facts = [extract_facts(c.spoken_text) for c in candidates]
         typed = [self._type_score(question, f, c.spoken_text) for f, c in zip(facts, candidates, strict=True)]
         specific = [
@@ -242,7 +246,8 @@ class EvidenceSelector:
             for i, c in enumerate(f.candidates)
         ]
         scored.sort(key=lambda e: e.score, reverse=True)
-        margin = scored[0].score - scored[1].score if len(scored) > 1 else scored[0].score
+        rival = next((c for c in scored[1:] if not _same_statement(scored[0], c)), None)
+        margin = scored[0].score - (rival.score if rival else 0.0)
         confidence = (
             scored[0].score
             + w.margin * margin
@@ -282,19 +287,22 @@ class EvidenceSelector:
 
     # -- scores -----------------------------------------------------------------------------------------------
 
-    async def _semantic(self, query: str, texts: list[str]) -> list[float]:
+    async def _semantic(self, question: Question, texts: list[str]) -> list[float]:
+        """Cosine of each sentence to the turn, or to its asking part alone when that is closer (a turn that
+        sets the scene first: the scene pulls the whole turn's vector away from the answer)."""
         if self.embedder is None or self.weights.semantic == 0:
             return [0.0] * len(texts)
+        queries = list(dict.fromkeys([question.search_text, question.focus_search_text]))
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        vectors = np.asarray(await self.embedder.embed([query, *missing]), dtype=np.float32)
-        for text, vector in zip(missing, vectors[1:], strict=True):
+        vectors = np.asarray(await self.embedder.embed([*queries, *missing]), dtype=np.float32)
+        for text, vector in zip(missing, vectors[len(queries) :], strict=True):
             self._cache[text] = vector
         for text in texts:
             self._cache.move_to_end(text)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        q = vectors[0]
-        return [max(0.0, float(np.dot(q, self._cache[t]))) for t in texts]
+        q = vectors[: len(queries)]
+        return [max(0.0, float(np.max(q @ self._cache[t]))) for t in texts]
 
     @staticmethod
     def _lexical(question: Question, texts: list[str]) -> list[float]:
@@ -302,22 +310,29 @@ class EvidenceSelector:
         terms of a follow-up weigh half)."""
         bags = [set(content_terms(t)) for t in texts]
         n = len(bags)
-        weights: dict[str, float] = {}
-        for term in question.terms:
-            df = sum(term in bag for bag in bags)
-            weights[term] = math.log((n + 1) / (df + 0.5))
+        weights: dict[tuple[str, ...], float] = {}
+        for group in question.groups or [(t,) for t in question.terms]:
+            df = sum(any(t in bag for t in group) for bag in bags)
+            weights[group] = math.log((n + 1) / (df + 0.5))
         for term in question.topic_terms:
             df = sum(term in bag for bag in bags)
-            weights.setdefault(term, 0.5 * math.log((n + 1) / (df + 0.5)))
+            weights.setdefault((term,), 0.5 * math.log((n + 1) / (df + 0.5)))
         total = sum(weights.values())
         if total <= 0:
             return [0.0] * n
-        return [sum(w for t, w in weights.items() if t in bag) / total for bag in bags]
+        return [sum(w for g, w in weights.items() if any(t in bag for t in g)) / total for bag in bags]
 
     @staticmethod
     def _specific_score(question: Question, facts: list[Fact], text: str) -> float:
         wanted = question.answer_types & _SPECIFIC_TYPES
-        return float(any(answers_type(facts, text, t) for t in wanted)) if wanted else 0.0
+        if wanted:
+            return float(any(answers_type(facts, text, t) for t in wanted))
+        asked = weekdays(question.text) or (weekdays(question.topic.text) if question.topic else set())
+        return (
+            float(bool(asked & weekdays(text)))
+            if asked and question.answer_types & {"time", "clock"}
+            else 0.0
+        )
 
     @staticmethod
     def _type_score(question: Question, facts: list[Fact], text: str) -> float:
@@ -363,6 +378,12 @@ class EvidenceSelector:
                 covered |= terms
                 typed |= new_types
         return answer
+
+
+def _same_statement(a: Evidence, b: Evidence) -> bool:
+    """Is one of the two the other's lead ("The Business plan costs $15." and "It includes unlimited storage."
+    spoken with it)? They then score alike, and the pair is one answer, not two rival ones."""
+    return a.sentence == b.lead or b.sentence == a.lead
 
 
 def combine_parts(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agent.facts import WEEKDAYS
+from agent.sentences import split_sentences
 
 TurnKind = Literal["small_talk", "question", "statement"]
 AnswerType = Literal[
@@ -48,7 +49,8 @@ _STOPWORDS_TEXT = """
     thanks thank okay ok yes yeah well so just like maybe still even guys get got go going want wanted need
     needs know tell say said think wondering wonder ask asking question quick could would one much many long
     whats do does did much us lot bit kind sort thing things way come put take make happen happens keep use
-    give let help see try ahead instead back sure
+    give let help see ahead instead back sure mine roughly approximately actually exactly basically
+    currently usually normally generally typically honestly probably
 """
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
@@ -150,6 +152,8 @@ _SYNONYMS = {
     # round 2, each from a refused question of the tuning splits (docs/grounding.md)
     "friend": "guest", "friends": "guest", "courtesy": "loaner", "ride": "shuttle", "lift": "shuttle",
     "pause": "freeze", "promise": "guarantee", "promised": "guarantee",
+    # round 3: "can I try it first?" is what documents call a trial ("try" was a stopword before)
+    "try": "trial", "trying": "trial",
 }  # fmt: skip
 
 
@@ -170,7 +174,9 @@ def stem(word: str) -> str:
 
 # "Where's your shop?" is "where is your shop?": the question word stays a question word (and a stopword)
 # instead of becoming a content term, and the turn keeps its real length (three words looked elliptic).
-_IS_CONTRACTION = re.compile(r"\b(what|where|when|who|why|how|which|that|there|it|here)['’]s\b", re.IGNORECASE)
+_IS_CONTRACTION = re.compile(
+    r"\b(what|where|when|who|why|how|which|that|there|it|here)['’]s\b", re.IGNORECASE
+)
 _WH_START = re.compile(r"^\W*(?:what|where|when|who|whom|whose|which|why|how)\b", re.IGNORECASE)
 
 
@@ -198,15 +204,23 @@ def weekdays(text: str) -> set[str]:
 def content_terms(text: str) -> list[str]:
     """Stemmed content words of ``text`` (stopwords dropped), with the stems of a few caller synonyms and the
     days inside a weekday range."""
-    terms: list[str] = []
+    return list(dict.fromkeys(t for group in term_groups(text) for t in group))
+
+
+def term_groups(text: str) -> list[tuple[str, ...]]:
+    """``content_terms`` grouped: each content word's stem with the stems of its synonyms ("courtesy" with
+    "loaner"). A group is one thing the caller said, found when any of its forms is."""
+    groups: list[tuple[str, ...]] = []
+    seen: set[str] = set()
     for word in [*words(text), *sorted(weekdays(text))]:
         if word in STOPWORDS or len(word) < 2:
             continue
-        for w in [word, *_SYNONYMS.get(word, "").split()]:
-            s = stem(w)
-            if s not in terms:
-                terms.append(s)
-    return terms
+        group = tuple(t for t in dict.fromkeys(stem(w) for w in [word, *_SYNONYMS.get(word, "").split()]))
+        fresh = tuple(t for t in group if t not in seen)
+        if fresh:
+            groups.append(fresh)
+            seen.update(fresh)
+    return groups
 
 
 # "How much is X, and how long is Y?": coordinated questions, each answered on its own.
@@ -229,8 +243,10 @@ class Question:
     kind: TurnKind
     answer_types: set[AnswerType] = field(default_factory=set)
     terms: list[str] = field(default_factory=list)
+    groups: list[tuple[str, ...]] = field(default_factory=list)  # ``terms`` grouped (``term_groups``)
     topic: Question | None = None
     parts: list[Question] = field(default_factory=list)
+    focus: str = ""  # the asking part of a turn that tells its context first (``question_focus``)
 
     @property
     def search_text(self) -> str:
@@ -245,6 +261,15 @@ class Question:
         """``search_text`` with words that passages answering this kind of question tend to hold."""
         hints = " ".join(_RETRIEVAL_HINTS[t] for t in sorted(self.answer_types) if t in _RETRIEVAL_HINTS)
         return f"{self.search_text} {hints}".strip()
+
+    @property
+    def focus_search_text(self) -> str:
+        """``search_text`` of the asking part alone (the whole turn's when it has no separate context)."""
+        if not self.focus:
+            return self.search_text
+        if self.topic is None:
+            return self.focus
+        return f"{self.focus} {' '.join(_content_words(self.topic.text))}"
 
     @property
     def topic_terms(self) -> list[str]:
@@ -324,9 +349,45 @@ def _content_words(text: str) -> list[str]:
     return [w for w in words(text) if w not in STOPWORDS and len(w) > 1]
 
 
+# "If I leave my laptop with you, when will it be ready?": a clause after a comma that starts asking.
+_ASKING_CLAUSE = re.compile(
+    r",\s*(?=(?:so |and |but |then )?(?:what|when|where|who|which|why|how|is|are|do|does|did|can|could|will|"
+    r"would|should|may|might)\b[^,]*\?\s*$)",
+    re.IGNORECASE,
+)
+
+
+def question_focus(text: str) -> str:
+    """The asking part of a turn that also tells its context: the question sentences of "I dropped my phone
+    in the sink. How much is it to look at it?" or "Do you see kids? My daughter is four.", the last clause of
+    "I bought a kettle last week and it broke, can I still return it?". Empty when the whole turn asks.
+
+    Callers often set the scene before asking, and the scene pulls the turn's meaning away from the sentence
+    that answers it; evidence meaning is therefore also scored on this part alone. The scene's words still
+    count for retrieval and word overlap: it often names the thing asked about ("My iPhone 14 screen is
+    cracked. What would that run me?"), and scoring words on the asking part alone lost more than it won."""
+    sentences = split_sentences(text)
+    asked = [s for s in sentences if classify(s) == "question"]
+    if asked and len(asked) < len(sentences):
+        return " ".join(asked)
+    if len(sentences) == 1:
+        clauses = _ASKING_CLAUSE.split(text.strip())
+        scene = clauses[0] if len(clauses) == 2 else ""
+        # The scene may be a condition ("If I leave it with you, ..."), not a question of its own.
+        if _content_words(scene) and (
+            classify(scene) != "question" or re.match(r"if\b", scene, re.IGNORECASE)
+        ):
+            return clauses[1]
+    return ""
+
+
 def _single(text: str, previous: Question | None, force_follow_up: bool = False) -> Question:
     kind = classify(text)
-    question = Question(text=text, kind=kind, answer_types=answer_types(text), terms=content_terms(text))
+    groups = term_groups(text)
+    terms = list(dict.fromkeys(t for group in groups for t in group))
+    question = Question(text, kind, answer_types(text), terms, groups)
+    if kind != "small_talk":
+        question.focus = question_focus(text)
     if kind != "small_talk" and previous is not None and (force_follow_up or is_follow_up(text)):
         question.topic = (
             previous.topic if previous.topic is not None and is_follow_up(previous.text) else previous

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from agent.question import analyse, answer_types, classify, small_talk_kind, stem, weekdays
+from agent.question import (
+    analyse,
+    answer_types,
+    classify,
+    content_terms,
+    question_focus,
+    small_talk_kind,
+    stem,
+    term_groups,
+    weekdays,
+)
 
 
 @pytest.mark.parametrize(
@@ -90,3 +100,27 @@ def test_stems_and_weekday_ranges() -> None:
     assert {stem("charged"), stem("charge"), stem("charges")} == {"charg"}
     assert stem("replacement") == stem("replace") and stem("Sundays".lower()) == "sunday"
     assert weekdays("Monday to Thursday: 8 am to 5 pm") == {"monday", "tuesday", "wednesday", "thursday"}
+
+
+def test_the_asking_part_of_a_turn_that_sets_the_scene_first() -> None:
+    assert question_focus("I dropped my phone in the sink. How much is it to look at it?") == (
+        "How much is it to look at it?"
+    )
+    assert question_focus("Do you see young kids? My daughter is four.") == "Do you see young kids?"
+    assert question_focus("I bought a kettle last week and it broke, can I still return it?") == (
+        "can I still return it?"
+    )
+    assert analyse("If I leave my laptop with you, when will it be ready?").focus == "when will it be ready?"
+    # The whole turn asks: no separate focus (a two-part question keeps both parts).
+    assert question_focus("What time do you close?") == ""
+    assert question_focus("How much is the Team plan, and how much storage does it get?") == ""
+    assert question_focus("Can I bring a friend? How much is that?") == ""
+
+
+def test_synonyms_are_grouped_with_the_word_they_stand_for() -> None:
+    assert term_groups("Can I get a courtesy car?") == [("courtesy", "loaner"), ("car",)]
+    assert content_terms("Can I get a courtesy car?") == ["courtesy", "loaner", "car"]
+    assert "trial" in content_terms("Can I try it before I pay?")  # what documents call a free trial
+    # Fillers and "mine" say nothing about what is asked.
+    assert content_terms("Roughly what's the yearly price?") == ["yearly", "annual", "pric", "cost"]
+    assert "min" not in content_terms("Can I get a loaner while mine is in the shop?")
