@@ -4,15 +4,18 @@ glibc's defaults suit short programs. Two of them make a voice node's resident m
 - *Arenas*: up to 8 per core, one taken by each thread that meets contention. A call's work runs on many
   threads (aiortc's, PyAV's, the STT/TTS/LLM workers, asyncio's executor), each arena keeps its own free
   holes, and over a 240-call churn one thread arena alone grew by 64 MB (``/proc/PID/smaps``). Two arenas
-  on 2 cores leave the threads little to contend for and far fewer places for holes.
-- *The mmap threshold is dynamic*: freeing a large block (a decoded utterance, a Whisper or Piper work area)
-  raises it, up to 32 MB, so later blocks of hundreds of kilobytes come from the heap instead of ``mmap``,
-  and each one freed out of order stays resident. A fixed threshold keeps such blocks on ``mmap``: freed,
-  they go straight back to the OS.
+  on 2 cores leave the threads little to contend for and fewer places for holes. On by default
+  (``server.heap_arena_max``): no cost measured.
+- *The mmap threshold is dynamic*: freeing a large block raises it (up to 32 MB), so later blocks of
+  hundreds of kilobytes come from the heap, and each one freed out of order stays resident. A fixed
+  threshold keeps such blocks on ``mmap``, handed back when freed. Off by default
+  (``server.heap_mmap_threshold_kb`` = 0) because of its price: every Whisper transcription then maps its
+  work tensors afresh, ~36,000 page faults (~140 MB of zeroed pages) and roughly +0.05 CPU s per call of
+  ``transcribe``, where glibc's rising threshold has none. It is for a node where memory is tighter than CPU.
 
-``bench/reliability.py``, 300-call churn on 2 cores: RSS growth after warm-up 104 MB with glibc's defaults,
-68 MB with these two set (and ``server.calls.memory_trim`` trimming in both). Elsewhere than glibc nothing
-is changed.
+``bench/reliability.py``, 300-call churn on 2 cores, RSS growth after warm-up (``server.calls.memory_trim``
+trimming in each): glibc's defaults 104 MB; two arenas 86 MB; two arenas and a 128 KB threshold 50 MB.
+Elsewhere than glibc nothing is changed.
 """
 
 from __future__ import annotations
