@@ -69,7 +69,7 @@ class VoiceNode:
         self._stop = asyncio.Event()
         self._server: asyncio.Task[None] | None = None
         # Components that failed to start, with why: the node serves calls without them, and /readyz
-        # answers 503 "degraded" naming them, so a load balancer and an operator both see it.
+        # answers "degraded" naming them (still 200: calls work), so an operator sees it.
         self.degraded: dict[str, str] = {}
         self.knowledge: Any = None  # the KnowledgeBase when server.rag is on and it started
 

@@ -52,16 +52,25 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    """200 once the node serves everything it is configured for; 503 "starting", or 503 "degraded" with
-    the components that failed to start (calls still run without them)."""
+    """Whether a load balancer should send this node new calls: 503 while it is "starting" and while it is
+    "full" (every ``server.max_calls`` line taken, with Retry-After); 200 otherwise, "degraded" naming what
+    does not work (a knowledge base that failed to start, call records waiting for a database or a disk) when
+    something does not. Degraded is still ready: calls run without the missing part, and a shared database
+    away from every node at once must not take every node out of rotation (no call could be taken anywhere)."""
     state = request.app[READY_KEY]
+    admission = request.app[DEPS_KEY].admission
     calls = len(request.app[DEPS_KEY].registry)
     if not state.get("ready"):
         return web.json_response({"status": "starting", "detail": state.get("detail", "")}, status=503)
     degraded = {**state.get("degraded", {}), **_failing(state.get("checks", {}))}
+    body: dict[str, Any] = {"status": "degraded" if degraded else "ready", "calls": calls}
     if degraded:
-        return web.json_response({"status": "degraded", "degraded": degraded, "calls": calls}, status=503)
-    return web.json_response({"status": "ready", "calls": calls})
+        body["degraded"] = degraded
+    if admission.in_use >= admission.max_calls:
+        body["status"] = "full"
+        headers = {"Retry-After": str(admission.retry_after_s)}
+        return web.json_response({**body, "max_calls": admission.max_calls}, status=503, headers=headers)
+    return web.json_response(body)
 
 
 def _failing(checks: Mapping[str, Callable[[], str | None]]) -> dict[str, str]:

@@ -326,6 +326,7 @@ class ServerProcess:
         import os
         import subprocess
         import sys
+        import urllib.error
         import urllib.request
 
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -361,6 +362,10 @@ class ServerProcess:
                 with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as resp:
                     if resp.status == 200:
                         return self
+            except urllib.error.HTTPError as error:
+                with contextlib.suppress(ValueError):
+                    if json.loads(error.read() or b"{}").get("status") == "full":
+                        return self  # up, with every line taken (max_calls 0: a node that refuses calls)
             except OSError:
                 pass
             time.sleep(0.5)

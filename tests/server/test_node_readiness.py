@@ -1,5 +1,6 @@
 """A node whose knowledge base cannot start still serves calls (without retrieval), but says so: /readyz
-answers 503 "degraded" naming the knowledge base and why, and /metrics shows the component down. The
+answers "degraded" naming the knowledge base and why (200: it still takes calls, and a knowledge store every
+node shares being away must not take every node out of rotation), and /metrics shows the component down. The
 failure is real: the knowledge store's PostgreSQL DSN points at a port nothing listens on."""
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from tests.server.caller import free_port
 pytestmark = pytest.mark.slow
 
 
-async def test_a_knowledge_base_that_cannot_start_makes_the_node_degraded_not_ready(tmp_path: Path) -> None:
+async def test_a_knowledge_base_that_cannot_start_makes_the_node_degraded_but_ready_for_calls(
+    tmp_path: Path,
+) -> None:
     settings = load_settings(None, environ={})
     s = settings.server
     s.port, s.node_id, s.rag = free_port(), "kb-down", True
@@ -33,7 +36,7 @@ async def test_a_knowledge_base_that_cannot_start_makes_the_node_degraded_not_re
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{node.base_url}/readyz") as resp:
                 body = await resp.json()
-                assert resp.status == 503, body
+                assert resp.status == 200, body
             assert body["status"] == "degraded" and "knowledge" in body["degraded"]
             assert "connect" in body["degraded"]["knowledge"].lower(), body
             async with http.get(f"{node.base_url}/metrics") as resp:
