@@ -1,21 +1,21 @@
-"""glibc's allocator, set for a node that runs for weeks of calls.
+"""glibc's allocator settings for a node that runs for weeks of calls: two knobs against resident-memory
+creep, both off by default because neither is free or clearly worth it on the default 2-core node.
 
-glibc's defaults suit short programs. Two of them make a voice node's resident memory creep:
-- *Arenas*: up to 8 per core, one taken by each thread that meets contention. A call's work runs on many
-  threads (aiortc's, PyAV's, the STT/TTS/LLM workers, asyncio's executor), each arena keeps its own free
-  holes, and over a 240-call churn one thread arena alone grew by 64 MB (``/proc/PID/smaps``). Two arenas
-  on 2 cores leave the threads little to contend for and fewer places for holes. On by default
-  (``server.heap_arena_max``): no cost measured.
-- *The mmap threshold is dynamic*: freeing a large block raises it (up to 32 MB), so later blocks of
-  hundreds of kilobytes come from the heap, and each one freed out of order stays resident. A fixed
-  threshold keeps such blocks on ``mmap``, handed back when freed. Off by default
-  (``server.heap_mmap_threshold_kb`` = 0) because of its price: every Whisper transcription then maps its
-  work tensors afresh, ~36,000 page faults (~140 MB of zeroed pages) and roughly +0.05 CPU s per call of
-  ``transcribe``, where glibc's rising threshold has none. It is for a node where memory is tighter than CPU.
+- *Arenas* (``server.heap_arena_max``): glibc makes up to 8 per core, one for each thread that meets
+  contention; a call's work runs on many threads (aiortc's, PyAV's, the STT/TTS/LLM workers, asyncio's
+  executor), and over a 240-call churn one thread arena alone grew by 64 MB (``/proc/PID/smaps``). Capping
+  them at 2 gave no clear gain: 300-call churn +86 MB against +104 MB uncapped (measured before the churn
+  read RSS after the trim), and a 40-call churn +60 MB against +37 MB; within run-to-run noise.
+- *A fixed mmap threshold* (``server.heap_mmap_threshold_kb``): glibc raises its threshold (up to 32 MB)
+  whenever a large block is freed, so later blocks of hundreds of kilobytes come from the heap, and each one
+  freed out of order stays resident. Fixed at 128 KB, they stay on ``mmap`` and go back when freed: the
+  300-call churn grew +50 MB (with two arenas) instead of +104 MB. The price: every Whisper transcription
+  then maps its work tensors afresh, ~36,000 page faults (~140 MB of zeroed pages) and roughly +0.05 CPU s
+  per ``transcribe`` (none with glibc's rising threshold; 512 KB to 16 MB thresholds still 35,000 to 6,000
+  faults). For a node where memory is tighter than CPU.
 
-``bench/reliability.py``, 300-call churn on 2 cores, RSS growth after warm-up (``server.calls.memory_trim``
-trimming in each): glibc's defaults 104 MB; two arenas 86 MB; two arenas and a 128 KB threshold 50 MB.
-Elsewhere than glibc nothing is changed.
+Both must be set before the node starts its threads (``voice-agent serve`` does). Elsewhere than glibc
+nothing is changed.
 """
 
 from __future__ import annotations

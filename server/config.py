@@ -54,11 +54,11 @@ class ServerConfig(BaseModel):
     # After calls end, give the heap they freed back to the OS (glibc malloc_trim; server/calls/memory_trim.py),
     # at most once per this many seconds; 0: never.
     heap_trim_interval_s: float = Field(10.0, ge=0)
-    # glibc's allocator for a long-running node (server/allocator.py): at most this many arenas; blocks
-    # from heap_mmap_threshold_kb up on mmap, returned to the OS when freed (less RSS growth, but each Whisper
-    # transcription then faults its work tensors in afresh: ~+0.05 CPU s). 0: glibc's default (8 arenas per
-    # core; a threshold that rises up to 32 MB after a large block is freed).
-    heap_arena_max: int = Field(2, ge=0)
+    # glibc's allocator for a long-running node (server/allocator.py), both off by default (measured trade-offs
+    # there): at most heap_arena_max arenas; blocks from heap_mmap_threshold_kb up on mmap, returned to the OS
+    # when freed (less RSS growth, but each Whisper transcription then faults its work tensors in afresh:
+    # ~+0.05 CPU s). 0: glibc's default (8 arenas per core; a threshold rising up to 32 MB).
+    heap_arena_max: int = Field(0, ge=0)
     heap_mmap_threshold_kb: int = Field(0, ge=0, le=32 * 1024)
 
 

@@ -114,31 +114,37 @@ async def idle_stats(base_url: str, baseline: NodeStats | None = None, settle_s:
         await asyncio.sleep(0.5)
 
 
-# The baseline is taken at steady state: warm-up rounds run until one adds less than ``WARMUP_FLAT_MB``. What
-# they must cover: every llama.cpp instance (``agent.llm.llamacpp.parallel``, 4) touches its KV cache pages
-# lazily, by context position, the first time it serves (+14 MB per instance for a 300-token turn, measured
-# with /proc/self/status around ``Llama.eval`` of 4 instances), and freed instances are reused last-in
-# first-out, so at 3 calls at a time the fourth serves only now and then; the allocator's arenas fill up over
-# the first few dozen calls too. A fixed warm-up of 10 calls, 3 at a time, left RSS rising in 15-45 MB steps
-# for 150 calls; warmed 5 at a time, a 100-call probe added +35, +16, +4, +0.3, -0.2 MB per 20 calls.
+# The baseline is taken at steady state: warm-up rounds run until RSS stops setting new highs (two rounds in a
+# row within ``WARMUP_FLAT_MB`` of the highest idle reading so far). What they must cover: every llama.cpp
+# instance (``agent.llm.llamacpp.parallel``, 4) touches its KV cache pages lazily, by context position, the
+# first time it serves (+14 MB per instance for a 300-token turn, measured with /proc/self/status around
+# ``Llama.eval`` of 4 instances), and freed instances are reused last-in first-out, so at 3 calls at a time the
+# fourth serves only now and then; the allocator's arenas fill up over the first few dozen calls too. A fixed
+# warm-up of 10 calls, 3 at a time, left RSS rising in 15-45 MB steps for 150 calls; warmed 5 at a time, a
+# 100-call probe added +35, +16, +4, +0.3, -0.2 MB per 20 calls. Since the heap is trimmed after calls
+# (server.calls.memory_trim) idle RSS also falls now and then: one lower reading is not "steady" (stopping
+# there took the baseline at a dip, 1156 -> 1127 MB, and the next rounds' climb back counted as growth).
 WARMUP_ROUND = 10
 WARMUP_CONCURRENCY = 5  # more than the instances, so each one serves a turn
 WARMUP_FLAT_MB = 5.0
-WARMUP_MAX_CALLS = 80
+WARMUP_FLAT_ROUNDS = 2
+WARMUP_MAX_CALLS = 100
 
 
 async def warm_up(base_url: str, speech: np.ndarray, result: ChurnResult) -> None:
     """Rounds of calls until RSS stops rising (or ``WARMUP_MAX_CALLS``); recorded in ``result``."""
-    last = (await node_stats(base_url)).rss_mb
+    highest = (await node_stats(base_url)).rss_mb
+    flat = 0
     while result.warmup_calls < WARMUP_MAX_CALLS:
         await run_calls(base_url, speech, WARMUP_ROUND, WARMUP_CONCURRENCY, result.warmup_calls, result)
         result.warmup_calls += WARMUP_ROUND
         await asyncio.sleep(1)
         rss = (await idle_stats(base_url, settle_s=15.0)).rss_mb
         result.warmup_rss_mb_series.append(round(rss, 1))
-        if rss - last < WARMUP_FLAT_MB and result.warmup_calls >= 2 * WARMUP_ROUND:
+        flat = flat + 1 if rss < highest + WARMUP_FLAT_MB else 0
+        highest = max(highest, rss)
+        if flat >= WARMUP_FLAT_ROUNDS:
             return
-        last = rss
 
 
 async def churn(base_url: str, calls: int, concurrency: int = 3) -> ChurnResult:

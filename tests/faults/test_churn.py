@@ -14,7 +14,11 @@ from tests.server.caller import ServerProcess
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 CALLS = 40
-RSS_GROWTH_MB = 50  # the target for 1,000 calls
+# The target, 50 MB, is bench/reliability.py's (1,000 calls). Here RSS still drifts up after the
+# warm-up: the node's level rises for a few hundred calls before it flattens (README figures). Over these 40
+# calls on a shared 2-core box: +37 and +46 MB, +60 with two glibc arenas (2026-11-30, load 6-8): 50 fails
+# now and then with nothing wrong. 75 still catches a leak of ~2 MB per call (decoded audio, a model state).
+RSS_GROWTH_MB = 75
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,6 @@ async def test_calls_give_back_what_they_took(node: ServerProcess) -> None:
     # or a timer between ticks on a loaded box (seen +1 in 1 of ~6 runs), not something the calls kept.
     leaks = (result.fds_leaked, result.tasks_leaked, result.threads_leaked)
     assert all(n <= 2 for n in leaks), result.as_dict()
-    # After the warm-up (tests/faults/churn.py: every llama.cpp instance has served) what calls take they give
-    # back. Over CALLS calls this catches a leak of ~1.3 MB per call (a call's decoded audio, a model state);
-    # bench/reliability.py's 1,000 calls hold smaller ones to the same 50 MB.
+    # After the warm-up (tests/faults/churn.py: until RSS stops setting new highs) what calls take they give
+    # back, within the drift above; bench/reliability.py's 1,000 calls show smaller leaks.
     assert result.rss_growth_mb <= RSS_GROWTH_MB, result.as_dict()
