@@ -46,9 +46,8 @@ class ChurnResult:
     warmup_calls: int = 0
     warmup_rss_mb_series: list[float] = field(default_factory=list)  # idle RSS after each warm-up round
     rss_growth_mb: float = 0.0
-    rss_mb_series: list[float] = field(
-        default_factory=list
-    )  # after each fifth of the churn: a plateau or a slope
+    # RSS after each fifth of the churn: a plateau or a slope
+    rss_mb_series: list[float] = field(default_factory=list)
     fds_leaked: int = 0
     tasks_leaked: int = 0
     threads_leaked: int = 0
@@ -100,8 +99,9 @@ async def run_calls(
 
 
 async def idle_stats(base_url: str, baseline: NodeStats | None = None, settle_s: float = 20.0) -> NodeStats:
-    """The node's figures once no call is live and the heap is trimmed; with ``baseline``, waits (up to ``settle_s``) for
-    descriptors, tasks and threads to come back to it (aiortc closes its transports a moment after a call)."""
+    """The node's figures once no call is live and the heap is trimmed; with ``baseline``, waits (up to
+    ``settle_s``) for descriptors, tasks and threads to come back to it (aiortc closes its transports a
+    moment after a call)."""
     deadline = time.monotonic() + settle_s
     while True:
         stats = await node_stats(base_url)
@@ -165,11 +165,9 @@ async def churn(base_url: str, calls: int, concurrency: int = 3) -> ChurnResult:
     leaked = end.leaked_since(baseline)
     result.baseline, result.end = asdict(baseline), asdict(end)
     result.rss_growth_mb = round(end.rss_mb - baseline.rss_mb, 1)
-    result.fds_leaked, result.tasks_leaked, result.threads_leaked = (
-        leaked["fds"],
-        leaked["tasks"],
-        leaked["threads"],
-    )
+    result.fds_leaked = leaked["fds"]
+    result.tasks_leaked = leaked["tasks"]
+    result.threads_leaked = leaked["threads"]
     result.reply_s_p50 = round(float(np.median(replies)), 3) if replies else 0.0
     result.seconds = round(time.monotonic() - started, 1)
     result.loadavg = [round(x, 2) for x in os.getloadavg()]
